@@ -1,0 +1,109 @@
+"""Value objects shared by the pure cores and the services.
+
+Coordinates are kept as float degrees in memory (south and west negative); the ledger stores them as E7 integers.
+Times are timezone-aware UTC datetimes; ``None`` marks "not known" (no fix yet, field empty in the sentence).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of time, passed into anything that needs it so that cores never read the clock themselves."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never goes backwards."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (UTC)."""
+        ...
+
+
+class SystemClock:
+    """The real clock; the only place in the package that reads ``time`` for the cores."""
+
+    def monotonic(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def wall(self) -> float:
+        import time
+
+        return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One position report, from NMEA or ``AT+QGPSLOC``.
+
+    ``valid`` is False for "no fix" reports (GGA quality 0, RMC status V); such a report carries no position.
+    ``source`` names where it came from: the sentence type (``"GGA"``, ``"RMC"``, ``"GNS"``) or ``"QGPSLOC"``.
+    """
+
+    source: str
+    valid: bool
+    time: dt.datetime | None = None
+    lat: float | None = None
+    lon: float | None = None
+    altitude_m: float | None = None
+    hdop: float | None = None
+    satellites: int | None = None
+    speed_kmh: float | None = None
+    course_deg: float | None = None
+    fix_quality: int | None = None  # GGA quality, or QGPSLOC fix type (2 = 2D, 3 = 3D)
+    talker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIds:
+    """The device's identifiers as read at start-up. Personal data: never logged, never uploaded.
+
+    Kept so that the leak check can search outbound payloads for them.
+    """
+
+    imei: str | None = None
+    imsi: str | None = None
+    iccid: str | None = None
+    msisdn: str | None = None
+    serial: str | None = None
+
+    def values(self) -> tuple[str, ...]:
+        """The identifier values that are known, for leak checks."""
+        found = (self.imei, self.imsi, self.iccid, self.msisdn, self.serial)
+        return tuple(value for value in found if value)
+
+
+@dataclass(frozen=True, slots=True)
+class ModemInfo:
+    """What ``ATI``/``AT+QGMR`` say about the module (not personal)."""
+
+    manufacturer: str
+    model: str
+    revision: str
+    firmware: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CellInfo:
+    """Serving cell as reported by ``AT+QENG="servingcell"`` or ``+CREG/+CEREG``. Location-bearing: personal.
+
+    ``rat`` is ``"LTE"``, ``"GSM"``, ``"WCDMA"``, ``"NR5G-NSA"``, ``"NR5G-SA"``, ``"CAT-M"`` ... or None while searching.
+    ``cell_id`` and ``area`` (LAC or TAC) are kept as the upper-case hex strings the modem printed.
+    """
+
+    state: str | None
+    rat: str | None = None
+    mcc: int | None = None
+    mnc: int | None = None
+    cell_id: str | None = None
+    area: str | None = None
+    pcid: int | None = None
+    earfcn: int | None = None
+    rsrp: int | None = None
+    rsrq: int | None = None
+    extra: tuple[tuple[str, object], ...] = ()
