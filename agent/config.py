@@ -1,0 +1,173 @@
+"""The daemon's configuration: TOML (``tomllib``), flags override, unknown keys are errors.
+
+Every problem is a :class:`~agent.errors.ConfigError` that names the file and the key (``[modem] port``), so an
+integrator can fix it from the message alone. The shipped, documented example is ``examples/privacy-agent.toml``;
+a test loads it, so the example and this schema cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import grp
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+DEFAULT_STATE_DIR = Path("/var/lib/privacy-agent")
+DEFAULT_SOCKET = Path("/run/privacy-agent/control.sock")
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    port: str
+    nmea_port: str | None = None
+    guard_port: str | None = None
+    reconcile_interval_s: float = 30.0
+    verify_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    dir: Path = DEFAULT_STATE_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    socket: Path = DEFAULT_SOCKET
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    group_commit_ms: int = 1000
+    checkpoint_every: int = 1000
+    retention_days: int = 0  # 0: keep keys until erased
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    modem: ModemConfig
+    state: StateConfig = StateConfig()
+    control: ControlConfig = ControlConfig()
+    ledger: LedgerSettings = LedgerSettings()
+
+
+# section -> key -> (accepted types, check, description for errors)
+_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
+    "modem": {
+        "port": ((str,), "a port URL such as /dev/ttyUSB2 or sim://ec25"),
+        "nmea_port": ((str,), "a port URL such as /dev/ttyUSB1"),
+        "guard_port": ((str,), "a port URL of the on-module guard"),
+        "reconcile_interval_s": ((int, float), "seconds, 1 to 86400"),
+        "verify_timeout_s": ((int, float), "seconds, 1 to 120"),
+    },
+    "state": {"dir": ((str,), "an absolute directory path")},
+    "control": {
+        "socket": ((str,), "an absolute socket path"),
+        "group": ((str,), "an existing group name"),
+    },
+    "ledger": {
+        "group_commit_ms": ((int,), "milliseconds, 0 to 1000"),
+        "checkpoint_every": ((int,), "records, 1 to 1000000"),
+        "retention_days": ((int,), "days, 0 (keep) to 36500"),
+    },
+}
+
+_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("modem", "reconcile_interval_s"): (1, 86400),
+    ("modem", "verify_timeout_s"): (1, 120),
+    ("ledger", "group_commit_ms"): (0, 1000),
+    ("ledger", "checkpoint_every"): (1, 1_000_000),
+    ("ledger", "retention_days"): (0, 36500),
+}
+
+
+def load_config(path: Path, **overrides: Any) -> Config:
+    """Read and check ``path``; ``overrides`` (port, nmea_port, state_dir, socket) win over the file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, source=str(path), **overrides)
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: Any) -> Config:
+    _check_shape(raw, source)
+    modem = raw.get("modem", {})
+    state = raw.get("state", {})
+    control = raw.get("control", {})
+    ledger = raw.get("ledger", {})
+    port = overrides.get("port") or modem.get("port")
+    if not port:
+        raise ConfigError(f"{source}: [modem] port is required (or pass --port)")
+    config = Config(
+        modem=ModemConfig(
+            port=port,
+            nmea_port=overrides.get("nmea_port") or modem.get("nmea_port"),
+            guard_port=modem.get("guard_port"),
+            reconcile_interval_s=float(modem.get("reconcile_interval_s", 30.0)),
+            verify_timeout_s=float(modem.get("verify_timeout_s", 10.0)),
+        ),
+        state=StateConfig(dir=_absolute(overrides.get("state_dir") or state.get("dir"), DEFAULT_STATE_DIR,
+                                        source, "[state] dir")),
+        control=ControlConfig(
+            socket=_absolute(overrides.get("socket") or control.get("socket"), DEFAULT_SOCKET, source,
+                             "[control] socket"),
+            group=_existing_group(control.get("group"), source),
+        ),
+        ledger=LedgerSettings(**ledger),
+    )
+    return config
+
+
+def with_overrides(config: Config, **changes: Any) -> Config:
+    return replace(config, **changes)
+
+
+def _check_shape(raw: dict[str, Any], source: str) -> None:
+    for section, table in raw.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sorted(_SCHEMA))})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key, value in table.items():
+            _check_value(source, section, key, value)
+
+
+def _check_value(source: str, section: str, key: str, value: Any) -> None:
+    known = _SCHEMA[section]
+    if key not in known:
+        raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(sorted(known))})")
+    types, description = known[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ConfigError(f"{source}: [{section}] {key} must be {description}, not {value!r}")
+    if isinstance(value, str) and (not value or any(ord(ch) < 32 for ch in value)):
+        raise ConfigError(f"{source}: [{section}] {key} must be {description} (empty or control characters)")
+    bounds = _RANGES.get((section, key))
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{source}: [{section}] {key} = {value} is out of range ({description})")
+
+
+def _absolute(value: str | None, default: Path, source: str, name: str) -> Path:
+    if value is None:
+        return default
+    path = Path(value)
+    if not path.is_absolute():
+        raise ConfigError(f"{source}: {name} must be an absolute path, not {value!r}")
+    return path
+
+
+def _existing_group(name: str | None, source: str) -> str | None:
+    if name is None:
+        return None
+    try:
+        grp.getgrnam(name)
+    except KeyError as exc:
+        raise ConfigError(f"{source}: [control] group {name!r} does not exist on this system") from exc
+    return name

@@ -1,0 +1,227 @@
+"""Make the modem's real state match the user's switch, and prove it.
+
+Strategy: every reconcile first closes the gate when the switch is off (nothing location-bearing passes while the
+hardware is being checked), then drives the modem with the fewest commands that both repair and reveal its state,
+then reads the state back. Only a read-back counts: ``enforced`` is true when ``AT+QGPS?`` and ``autogps`` say what
+the switch says, never because a command returned OK. Anything observed that differs from what was last verified,
+outside a change the user asked for, is drift: it is repaired and reported as an incident.
+
+Off: ``AT+QGPSEND`` (505 = already off), ``autogps`` read and forced to 0 (else GNSS restarts at the next boot),
+``outport`` read and set to "none" (NMEA stops at the source), registration URCs downgraded so they no longer carry
+cell IDs (``+CREG``/``+CEREG`` n=2 -> 1), then ``AT+QGPS?`` must read 0. On: ``outport`` "usbnmea" when an NMEA port
+is configured (else ``nmeasrc`` 1, for polling), ``AT+QGPS=1`` (504 = already on), then ``AT+QGPS?`` must read 1.
+
+The modem's answers are the only truth; when they cannot be had (port gone, modem silent), the observed state is
+unknown, the gate stays closed, and the next trigger tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import AgentError, CommandError, TransportError
+from agent.quectel import commands, responses
+from agent.quectel.codes import GnssSessionNotActive, GnssSessionOngoing
+from agent.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the modem said at the last read-back; None where it could not be read."""
+
+    gnss: bool | None = None
+    autogps: int | None = None
+    outport: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.gnss is not None and self.autogps is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        gnss = "unknown" if self.gnss is None else ("on" if self.gnss else "off")
+        return {"gnss": gnss, "autogps": self.autogps, "outport": self.outport}
+
+
+UNKNOWN = Observed()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one reconcile."""
+
+    desired_on: bool
+    observed: Observed
+    enforced: bool
+    drift: dict[str, Any] = field(default_factory=dict)  # what was found wrong, empty when nothing
+    error: str | None = None
+
+
+class Gate:
+    """The in-memory gate every location-bearing record must pass. Closed unless proven safe to open."""
+
+    def __init__(self) -> None:
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def close(self) -> None:
+        self._open = False
+
+    def open(self) -> None:
+        self._open = True
+
+
+class Enforcer:
+    """Reconciles one modem with the desired switch state. Not thread-safe: one caller (the supervisor) at a time.
+
+    Args:
+        session: the modem's AT session.
+        gate: closed first on every off-reconcile; opened only after GNSS on is verified.
+        has_nmea_port: whether NMEA is read from a dedicated port (``outport`` "usbnmea") or polled.
+        on_nmea: called with True to start reading the NMEA port, False to stop it.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        gate: Gate,
+        *,
+        has_nmea_port: bool,
+        on_nmea: Callable[[bool], None] = lambda active: None,
+    ) -> None:
+        self._session = session
+        self._gate = gate
+        self._has_nmea_port = has_nmea_port
+        self._on_nmea = on_nmea
+        self.observed: Observed = UNKNOWN
+        self.enforced = False
+        self._verified: Observed | None = None  # the last state proven to match the switch
+
+    def reconcile(self, desired_on: bool, *, user_change: bool = False) -> Outcome:
+        """Drive the modem to ``desired_on`` and read it back. Never raises for modem trouble."""
+        if not desired_on:
+            self._gate.close()
+            self._on_nmea(False)
+        elif not self.enforced:
+            self._gate.close()
+        try:
+            found, observed = (self._switch_off() if not desired_on else self._switch_on())
+        except (TransportError, CommandError, AgentError) as exc:
+            return self._unknown(desired_on, exc)
+        self.observed = observed
+        self.enforced = _matches(observed, desired_on)
+        drift = _drift(self._verified, found, desired_on, user_change=user_change)
+        if self.enforced:
+            self._verified = observed
+            if desired_on:
+                self._on_nmea(self._has_nmea_port)
+                self._gate.open()
+        else:
+            self._gate.close()
+        return Outcome(desired_on, observed, self.enforced, drift)
+
+    def forget(self) -> None:
+        """The modem rebooted or the port was reopened: nothing observed before can be trusted."""
+        self.observed = UNKNOWN
+        self.enforced = False
+        self._gate.close()
+
+    # -- sequences -------------------------------------------------------------------------------------------
+    def _switch_off(self) -> tuple[Observed, Observed]:
+        execute = self._session.execute
+        try:
+            execute(commands.qgps_end())
+            was_on = True
+        except GnssSessionNotActive:
+            was_on = False
+        autogps = _cfg_int(execute, "autogps")
+        if autogps != 0:
+            execute(commands.qgpscfg_set("autogps", 0))
+        outport = _cfg_str(execute, "outport")
+        if outport != "none":
+            execute(commands.qgpscfg_set("outport", "none"))
+        self._drop_cell_location()
+        found = Observed(gnss=was_on, autogps=autogps, outport=outport)
+        gnss_now = responses.parse_qgps_state(execute(commands.qgps_read()))
+        autogps_now = autogps if autogps == 0 else _cfg_int(execute, "autogps")
+        outport_now = outport if outport == "none" else _cfg_str(execute, "outport")
+        return found, Observed(gnss=gnss_now, autogps=autogps_now, outport=outport_now)
+
+    def _switch_on(self) -> tuple[Observed, Observed]:
+        execute = self._session.execute
+        autogps = _cfg_int(execute, "autogps")
+        if self._has_nmea_port:
+            outport = _cfg_str(execute, "outport")
+            if outport != "usbnmea":
+                execute(commands.qgpscfg_set("outport", "usbnmea"))
+        else:
+            outport = _cfg_str(execute, "outport")
+            execute(commands.qgpscfg_set("nmeasrc", 1))
+        try:
+            execute(commands.qgps_on())
+            was_on = False
+        except GnssSessionOngoing:
+            was_on = True
+        found = Observed(gnss=was_on, autogps=autogps, outport=outport)
+        gnss_now = responses.parse_qgps_state(execute(commands.qgps_read()))
+        outport_now = "usbnmea" if self._has_nmea_port else outport
+        return found, Observed(gnss=gnss_now, autogps=autogps, outport=outport_now)
+
+    def _drop_cell_location(self) -> None:
+        """Registration URCs with n=2 carry LAC/TAC and cell ID: ask for n=1 (status only)."""
+        execute = self._session.execute
+        for read, write in ((commands.creg_read, commands.creg_set), (commands.cereg_read, commands.cereg_set)):
+            try:
+                mode = responses.parse_registration_mode(execute(read()))
+            except CommandError:
+                continue  # a module without this command cannot report cells through it either
+            if mode == 2:
+                execute(write(1))
+
+    def _unknown(self, desired_on: bool, exc: BaseException) -> Outcome:
+        log.warning("cannot verify the modem's state: %s", exc)
+        self.observed = UNKNOWN
+        self.enforced = False
+        self._gate.close()
+        return Outcome(desired_on, UNKNOWN, False, error=str(exc))
+
+
+def _cfg_int(execute: Callable[..., Any], key: str) -> int | None:
+    _, values = responses.parse_qgpscfg(execute(commands.qgpscfg_read(key)))
+    value = values[0] if values else None
+    return value if isinstance(value, int) else None
+
+
+def _cfg_str(execute: Callable[..., Any], key: str) -> str | None:
+    _, values = responses.parse_qgpscfg(execute(commands.qgpscfg_read(key)))
+    return str(values[0]) if values else None
+
+
+def _matches(observed: Observed, desired_on: bool) -> bool:
+    if desired_on:
+        return observed.gnss is True
+    return observed.gnss is False and observed.autogps == 0
+
+
+def _drift(verified: Observed | None, found: Observed, desired_on: bool, *, user_change: bool) -> dict[str, Any]:
+    """What was found wrong before repairing, given the state last verified.
+
+    GNSS in the wrong state is drift unless the user just asked for the change; ``autogps`` 1 is always drift
+    (the agent never sets it); ``outport`` is drift when it moved away from the value last verified.
+    """
+    drift: dict[str, Any] = {}
+    if not user_change and found.gnss is not None and found.gnss != desired_on:
+        drift["gnss"] = "on" if found.gnss else "off"
+    if found.autogps is not None and found.autogps != 0:
+        drift["autogps"] = found.autogps
+    if (verified is not None and found.outport is not None and verified.outport is not None
+            and found.outport != verified.outport and not user_change):
+        drift["outport"] = found.outport
+    return drift

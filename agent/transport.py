@@ -1,0 +1,97 @@
+"""Ports by URL: the only module that talks to pyserial.
+
+Production and tests differ by one string, as with pyserial itself: ``/dev/ttyUSB2``, ``sim://ec25?seed=7``
+(after ``agent.sim.register()``), ``socket://127.0.0.1:7000``, ``spy:///dev/ttyUSB2``.
+
+pyserial reports a vanished device in several ways (``SerialException`` with "device reports readiness to read but
+returned no data", ``OSError`` EIO on write, ``termios.error`` on settings); all of them become
+:class:`~agent.errors.PortUnavailable` here, and nowhere else. A read timeout is not an error: ``read`` returns
+``b""`` and the caller decides.
+"""
+
+from __future__ import annotations
+
+import termios
+from typing import Any
+
+import serial
+
+from agent.errors import PortUnavailable, UsageError
+
+_PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+
+
+class Port:
+    """An open port. ``read`` and ``write`` raise only :class:`PortUnavailable`.
+
+    One thread may read while another writes (pyserial allows it for ttys and for the URL handlers we use).
+    """
+
+    def __init__(self, url: str, handle: serial.SerialBase) -> None:
+        self.url = url
+        self._handle = handle
+
+    def read(self, max_bytes: int = 4096) -> bytes:
+        """Bytes available now, waiting at most the port's read timeout; ``b""`` when none arrived."""
+        try:
+            waiting = self._handle.in_waiting
+            data: bytes = self._handle.read(max(1, min(max_bytes, waiting)) if waiting else 1)
+            if data and self._handle.in_waiting:
+                data += self._handle.read(min(max_bytes - len(data), self._handle.in_waiting))
+            return data
+        except _PORT_ERRORS as exc:
+            raise PortUnavailable("port vanished while reading", port=self.url) from exc
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._handle.write(data)
+            self._handle.flush()
+        except _PORT_ERRORS as exc:
+            raise PortUnavailable("port vanished while writing", port=self.url) from exc
+
+    def cancel_read(self) -> None:
+        """Wake a reader blocked in ``read`` (used on shutdown)."""
+        cancel = getattr(self._handle, "cancel_read", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except _PORT_ERRORS:
+                pass
+
+    def close(self) -> None:
+        try:
+            self._handle.close()
+        except _PORT_ERRORS:
+            pass  # closing a vanished port: nothing left to release
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._handle.is_open)
+
+
+def open_port(url: str, *, read_timeout_s: float = 0.1, baudrate: int = 115200, **options: Any) -> Port:
+    """Open ``url`` with pyserial's ``serial_for_url``.
+
+    Raises:
+        UsageError: the URL is empty or names a scheme pyserial does not know.
+        PortUnavailable: the port exists in principle but cannot be opened now.
+    """
+    if not url or not isinstance(url, str):
+        raise UsageError("port URL is empty")
+    try:
+        handle = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s, write_timeout=5.0, **options)
+    except ValueError as exc:
+        raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
+    except _PORT_ERRORS as exc:
+        raise PortUnavailable("cannot open port", port=url, reason=_reason(exc)) from exc
+    return Port(url, handle)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, non-personal reason for a failed open (errno name or exception type)."""
+    errno_value = getattr(exc, "errno", None)
+    if isinstance(errno_value, int):
+        import errno as errno_module
+
+        return errno_module.errorcode.get(errno_value, str(errno_value))
+    return type(exc).__name__

@@ -1,0 +1,65 @@
+"""Configuration: the shipped example loads, every bad input is named, flags override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import DEFAULT_SOCKET, load_config, parse_config
+from agent.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "privacy-agent.toml"
+
+
+def test_shipped_example_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert config.modem.port == "/dev/ttyUSB2"
+    assert config.modem.nmea_port == "/dev/ttyUSB1"
+    assert config.modem.reconcile_interval_s == 30
+    assert config.control.socket == DEFAULT_SOCKET
+
+
+def test_flags_override_file() -> None:
+    config = load_config(EXAMPLE, port="sim://ec25", state_dir="/tmp/x", socket="/tmp/x.sock")
+    assert config.modem.port == "sim://ec25"
+    assert str(config.state.dir) == "/tmp/x"
+    assert str(config.control.socket) == "/tmp/x.sock"
+
+
+def test_minimal_config_needs_only_a_port() -> None:
+    config = parse_config({"modem": {"port": "sim://ec25"}})
+    assert config.modem.nmea_port is None
+    assert config.modem.reconcile_interval_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"modem": {"port": "/dev/x", "prot": 1}}, "[modem] prot"),
+        ({"modme": {"port": "/dev/x"}}, "[modme]"),
+        ({"modem": {"port": 5}}, "[modem] port"),
+        ({"modem": {"port": ""}}, "[modem] port"),
+        ({"modem": {"port": "/dev/x", "reconcile_interval_s": 0}}, "[modem] reconcile_interval_s"),
+        ({"modem": {"port": "/dev/x", "reconcile_interval_s": True}}, "[modem] reconcile_interval_s"),
+        ({"modem": {"port": "/dev/x"}, "state": {"dir": "relative/dir"}}, "[state] dir"),
+        ({"modem": {"port": "/dev/x"}, "control": {"group": "no-such-group-xyz"}}, "[control] group"),
+        ({"modem": {"port": "/dev/x"}, "ledger": {"group_commit_ms": 5000}}, "[ledger] group_commit_ms"),
+        ({"modem": "port"}, "[modem]"),
+        ({}, "[modem] port"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config(raw, source="test.toml")
+    assert named in str(excinfo.value)
+    assert "test.toml" in str(excinfo.value)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[modem\nport = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
