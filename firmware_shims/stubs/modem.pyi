@@ -1,0 +1,9 @@
+"""QuecPython device information; every getter returns a string, or -1 on failure."""
+
+def getDevModel() -> str | int: ...
+def getDevFwVersion() -> str | int: ...
+def getDevProductId() -> str | int: ...
+def getDevImei() -> str | int:
+    """Personal data: the guard never calls it."""
+def getDevSN() -> str | int:
+    """Personal data: the guard never calls it."""

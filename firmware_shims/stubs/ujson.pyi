@@ -1,0 +1,6 @@
+"""MicroPython ``ujson``: the JSON subset the firmware ships."""
+
+from typing import Any
+
+def loads(text: str) -> Any: ...
+def dumps(value: Any) -> str: ...
