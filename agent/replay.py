@@ -1,0 +1,92 @@
+"""``privacy-agent replay CAPTURE [--json]``: decode an NMEA capture file into fixes, one JSON object a line.
+
+Reads a gpsd-style capture (``#`` comment lines, CRLF or LF, binary allowed) in fixed-size blocks, so memory
+stays constant whatever the file's size. Prints one object per valid fix whose time is known: ``time`` (ISO
+8601 UTC with ``Z``), ``lat``, ``lon`` (decimal degrees, south and west negative), then whatever else is known
+(``alt``, ``hdop``, ``sats``, ``speed`` in km/h, ``course``, ``quality``, ``source``, ``talker``). A fix
+before the first date (RMC or ZDA) has no time and is not printed. A summary of the reader's counters goes to
+standard error. The header comments (names, addresses, home locations) are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from agent.errors import AgentError, UsageError
+from agent.model import Fix
+from agent.nmea.capture import CaptureFilter
+from agent.nmea.fixes import FixDecoder
+
+BLOCK_BYTES = 64 * 1024
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    path = Path(args.capture)
+    decoder = FixDecoder()
+    printed = 0
+    try:
+        for fix in decoded_fixes(path, decoder):
+            record = fix_record(fix)
+            if record is not None:
+                print(json.dumps(record), file=sys.stdout)
+                printed += 1
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error. Point stdout at /dev/null so that the interpreter's
+        # final flush does not fail again, as the Python documentation recommends.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    _print_summary(path, decoder, printed, sys.stderr)
+    return 0
+
+
+def decoded_fixes(path: Path, decoder: FixDecoder) -> Iterator[Fix]:
+    """Every fix in the capture at ``path``, read block by block."""
+    capture = CaptureFilter()
+    try:
+        with path.open("rb") as stream:
+            while block := stream.read(BLOCK_BYTES):
+                yield from decoder.feed(capture.feed(block))
+    except FileNotFoundError:
+        raise UsageError("capture file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise UsageError("capture path is a directory, not a file", file=str(path)) from None
+    except OSError as exc:
+        raise AgentError("capture file cannot be read", file=str(path), reason=exc.strerror) from exc
+    yield from decoder.feed_eof()
+
+
+def fix_record(fix: Fix) -> dict[str, object] | None:
+    """The JSON object for one fix, or None if it has no position or no time."""
+    if not fix.valid or fix.time is None or fix.lat is None or fix.lon is None:
+        return None
+    record: dict[str, object] = {
+        "time": fix.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "lat": round(fix.lat, 9),
+        "lon": round(fix.lon, 9),
+    }
+    optional: dict[str, object | None] = {
+        "alt": fix.altitude_m,
+        "hdop": fix.hdop,
+        "sats": fix.satellites,
+        "speed": None if fix.speed_kmh is None else round(fix.speed_kmh, 3),
+        "course": fix.course_deg,
+        "quality": fix.fix_quality,
+        "source": fix.source,
+        "talker": fix.talker,
+    }
+    record.update((key, value) for key, value in optional.items() if value is not None)
+    return record
+
+
+def _print_summary(path: Path, decoder: FixDecoder, printed: int, stream: TextIO) -> None:
+    counters = decoder.reader.counters.as_dict()
+    counters["undecodable"] = decoder.assembler.undecodable
+    facts = " ".join(f"{name}={value}" for name, value in counters.items())
+    print(f"replay {path.name}: {printed} fixes; {facts}", file=stream)
