@@ -23,8 +23,8 @@ Wire protocol (version 1), one ASCII line per message, requests end with LF, CR 
               PG <seq> ST <lower-case hex of the CBOR status map>
               PG <seq> ERR <reason>
 
-``seq`` is 1 to 6 decimal digits chosen by the host and echoed back, so the host can drop stale replies; ``0``
-answers lines too broken to carry one. Replies end with CR LF.
+``seq`` is 1..999999 (no leading zeros), chosen by the host and echoed back, so the host can drop stale
+replies; ``0`` answers lines too broken to carry one. Replies end with CR LF.
 """
 
 VERSION = "1.0.0"
@@ -275,7 +275,8 @@ def parse_request(line):
 
 def _is_seq(text):
     # type: (str) -> bool
-    if not 1 <= len(text) <= 6:
+    # 1..999999 without leading zeros; 0 is reserved for replies to lines too broken to carry a seq.
+    if not 1 <= len(text) <= 6 or text[0] == "0":
         return False
     return all(char in "0123456789" for char in text)
 
