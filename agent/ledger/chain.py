@@ -1,0 +1,133 @@
+"""Checking a sequence of records: order, hash chain, Merkle tree and signed checkpoints (pure).
+
+The same checker runs when a store opens, in ``verify``, while exporting, and in the offline export
+verifier, so
+that all four agree on what "verifies" means.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import LogCorrupt
+from agent.ledger import codec, crypto, merkle
+
+CHECKPOINT_CONTEXT = "quectel-privacy-agent/checkpoint/1"
+SEGMENT_SUFFIX = ".seg"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement: the first ``count`` records end in ``head`` and have Merkle root ``root``."""
+
+    count: int
+    head: bytes
+    root: bytes
+    time_ms: int
+    public_key: bytes
+    signature: bytes
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.count, self.head, self.root, self.time_ms)
+
+    def as_fields(self) -> dict[str, Any]:
+        return {"count": self.count, "head": self.head, "root": self.root, "t": self.time_ms,
+                "key": self.public_key, "sig": self.signature}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"count": self.count, "head": self.head.hex(), "merkle_root": self.root.hex(),
+                "time_ms": self.time_ms, "public_key": self.public_key.hex(),
+                "signature": self.signature.hex()}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Checkpoint:
+        checkpoint = cls(count=fields["count"], head=fields["head"], root=fields["root"], time_ms=fields["t"],
+                         public_key=fields["key"], signature=fields["sig"])
+        if not (isinstance(checkpoint.count, int) and isinstance(checkpoint.head, bytes)
+                and isinstance(checkpoint.root, bytes) and isinstance(checkpoint.time_ms, int)
+                and isinstance(checkpoint.public_key, bytes) and isinstance(checkpoint.signature, bytes)):
+            raise TypeError("checkpoint fields have the wrong types")
+        return checkpoint
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
+        return cls(count=int(data["count"]), head=bytes.fromhex(data["head"]),
+                   root=bytes.fromhex(data["merkle_root"]), time_ms=int(data["time_ms"]),
+                   public_key=bytes.fromhex(data["public_key"]), signature=bytes.fromhex(data["signature"]))
+
+    def valid(self) -> bool:
+        return crypto.signature_valid(self.public_key, self.message(), self.signature)
+
+
+def checkpoint_message(count: int, head: bytes, root: bytes, time_ms: int) -> bytes:
+    return codec.dumps({"ctx": CHECKPOINT_CONTEXT, "count": count, "head": head, "root": root, "t": time_ms})
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def first_seq_of(name: str) -> int | None:
+    stem = name.removesuffix(SEGMENT_SUFFIX)
+    if not name.endswith(SEGMENT_SUFFIX) or len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+class ChainChecker:
+    """Feed records in log order; any break raises :class:`LogCorrupt` at the record's place.
+
+    ``public_key``: the device key checkpoints must be signed with; None accepts the key a checkpoint names
+    (the signature is still checked, but then it only shows the log was not altered after signing).
+    """
+
+    def __init__(self, public_key: bytes | None = None) -> None:
+        self.public_key = public_key
+        self.count = 0
+        self.head = codec.GENESIS
+        self.tree = merkle.CompactTree()
+        self.counts: Counter[str] = Counter()
+        self.checkpoints = 0
+        self.last_checkpoint: Checkpoint | None = None
+        self._segment = ""
+        self._segment_first: int | None = None
+
+    def start_segment(self, name: str) -> None:
+        first = first_seq_of(name)
+        if first is None:
+            raise LogCorrupt("segment file name is not a segment name", segment=name, offset=0)
+        if first != self.count:
+            raise LogCorrupt("a segment is missing or out of order before this one", segment=name, offset=0,
+                             expected_first_record=self.count, named_first_record=first)
+        self._segment = name
+
+    def add(self, record: codec.Record, offset: int) -> None:
+        if record.seq != self.count:
+            raise LogCorrupt("record out of order or missing", segment=self._segment, offset=offset,
+                             expected_seq=self.count, found_seq=record.seq)
+        if record.prev_hash != self.head:
+            raise LogCorrupt("hash chain broken", segment=self._segment, offset=offset, seq=record.seq)
+        if record.type == "checkpoint":
+            self._check_checkpoint(record, offset)
+        self.count += 1
+        self.head = record.hash
+        self.tree.append_leaf_hash(merkle.leaf_hash(record.payload))
+        self.counts[record.type] += 1
+
+    def _check_checkpoint(self, record: codec.Record, offset: int) -> None:
+        try:
+            checkpoint = Checkpoint.from_fields(record.fields)
+        except (KeyError, TypeError) as exc:
+            raise LogCorrupt("checkpoint record is malformed", segment=self._segment, offset=offset) from exc
+        if self.public_key is not None and checkpoint.public_key != self.public_key:
+            raise LogCorrupt("checkpoint signed by another key", segment=self._segment, offset=offset)
+        if not checkpoint.valid():
+            raise LogCorrupt("checkpoint signature invalid", segment=self._segment, offset=offset)
+        if (checkpoint.count, checkpoint.head, checkpoint.root) != (self.count, self.head, self.tree.root()):
+            raise LogCorrupt("checkpoint does not match the records before it", segment=self._segment,
+                             offset=offset)
+        self.checkpoints += 1
+        self.last_checkpoint = checkpoint

@@ -1,0 +1,440 @@
+"""The access-request export: one zip file, written and verified in a streaming way (flat memory).
+
+Contents::
+
+    README.txt          what each file is, for a non-engineer
+    segments/*.seg      the raw log, byte for byte (authoritative; the chain and signatures are over these)
+    records.jsonl       one JSON object per record, personal fields decrypted where the key still exists and
+                        marked {"erased": true} where it was destroyed
+    manifest.json       schema, creation time, record counts per type, policy versions, chain head, Merkle
+    root,
+                        the latest signed checkpoint, the public key, and SHA-256 of every other file
+
+:func:`verify_export` checks an export offline: file hashes, the chain across all segments, every checkpoint
+signature, the manifest's head and counts, and that records.jsonl describes exactly the records of the
+segments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from agent.errors import ExportError, LogCorrupt, UsageError
+from agent.ledger import codec, crypto, files
+from agent.ledger.chain import ChainChecker, Checkpoint, first_seq_of
+from agent.ledger.keystore import KeyInfo
+from agent.ledger.segments import SegmentScan
+from agent.ledger.store import Snapshot, associated_data
+
+EXPORT_SCHEMA = "quectel-privacy-agent/export/1"
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+README = "README.txt"
+SEGMENT_DIR = "segments/"
+COPY_CHUNK = 1 << 20
+Progress = Callable[[int, int], None]
+
+README_TEXT = """\
+This file is a copy of everything the privacy agent on this device has recorded about its use of your
+location and identifiers, as you asked for it.
+
+records.jsonl
+    One line per event, oldest first, readable by people and by programs (JSON). Each line says what happened
+    ("type"), when ("time", in UTC), and the details ("fields"). Types you may see:
+      fix_access    something on the device read your location, and for which purpose
+      upload        data left the device: to whom, where, and for which purpose
+      consent       you gave or withdrew a permission
+      switch        the location switch was turned on or off
+      request       a request you made (a copy like this one, a deletion)
+      incident      something went wrong that you should know about
+      key_destroyed data was erased: the key that could read it was destroyed
+      checkpoint    a digitally signed seal over all the events before it
+      recovery      the device restarted after a crash and cut off an incomplete last entry
+    Location and other personal details are under "personal". Where they were erased, you see
+    {"erased": true} instead: nobody, including the device, can read them any more.
+
+segments/
+    The original log files, byte for byte. Each entry contains a fingerprint (SHA-256 hash) of the entry
+    before it, so that removing or changing any entry breaks the chain. The personal parts are stored
+    encrypted.
+
+manifest.json
+    A summary: when this copy was made, how many entries of each type it holds, the policy versions in force,
+    the fingerprint of the last entry, the device's signing key and its latest signed seal, and a fingerprint
+    of every other file in this archive so you can check nothing was changed.
+
+To check this file, run:  privacy-agent verify-export <this file>
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    path: str
+    records: int
+    erased_records: int
+    counts: dict[str, int]
+    head: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    records: int
+    counts: dict[str, int]
+    head: str
+    merkle_root: str
+    checkpoints: int
+    public_key: str
+    erased_records: int
+
+
+# -- writing ------------------------------------------------------------------------------------------------
+def write_export(snapshot: Snapshot, out: Path, *, overwrite: bool = False,
+                 progress: Progress | None = None) -> ExportSummary:
+    """Write the bundle for ``snapshot`` to ``out`` (atomically: a private temporary file, then a rename)."""
+    _check_target(out, overwrite)
+    temporary = out.with_name(f".{out.name}.partial")
+    try:
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ExportError(f"cannot create the export next to {out.name}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            result = _write_zip(snapshot, handle, progress)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temporary, out, overwrite)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ExportError(f"cannot write the export: {exc.strerror or exc}") from exc
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    counts, erased = result
+    return ExportSummary(path=str(out), records=snapshot.count, erased_records=erased, counts=counts,
+                         head=snapshot.head.hex(), bytes=os.path.getsize(out))
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.is_symlink() and not overwrite:
+        raise UsageError(f"{out.name} is a symlink; refusing to write through it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise UsageError(f"{out.name} already exists (pass --overwrite to replace it)")
+    if out.exists() and not out.is_file():
+        raise UsageError(f"{out.name} exists and is not a file")
+    if not out.parent.is_dir():
+        raise UsageError(f"the directory for {out.name} does not exist")
+
+
+def _publish(temporary: Path, out: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, out)  # replaces a symlink itself, never its target
+    else:
+        os.link(temporary, out)  # fails if something appeared at out meanwhile: no silent clobbering
+        temporary.unlink()
+    files.sync_dir(out.parent)
+
+
+def _write_zip(snapshot: Snapshot, handle: IO[bytes],
+               progress: Progress | None) -> tuple[dict[str, int], int]:
+    digests: dict[str, dict[str, Any]] = {}
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
+                         allowZip64=True) as archive:
+        _write_member(archive, README, [README_TEXT.encode()], digests)
+        for name, size in snapshot.segments:
+            chunks = _segment_chunks(snapshot.directory / name, size)
+            _write_member(archive, SEGMENT_DIR + name, chunks, digests)
+        builder = _JsonlBuilder(snapshot, progress)
+        _write_member(archive, RECORDS, builder.lines(), digests)
+        manifest = _manifest(snapshot, builder, digests)
+        archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    return dict(builder.counts), builder.erased
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, chunks: Iterator[bytes] | list[bytes],
+                  digests: dict[str, dict[str, Any]]) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    with archive.open(name, "w", force_zip64=True) as member:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            member.write(chunk)
+    digests[name] = {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def _segment_chunks(path: Path, size: int) -> Iterator[bytes]:
+    with os.fdopen(files.open_for_read(path), "rb") as stream:
+        remaining = size
+        while remaining > 0:
+            chunk = stream.read(min(COPY_CHUNK, remaining))
+            if not chunk:
+                raise LogCorrupt("segment is shorter than the ledger wrote it", segment=path.name,
+                                 offset=size - remaining)
+            remaining -= len(chunk)
+            yield chunk
+
+
+class _JsonlBuilder:
+    """Turns the snapshot's records into JSON lines, checking the chain on the way (an export never hides
+    corruption)."""
+
+    def __init__(self, snapshot: Snapshot, progress: Progress | None) -> None:
+        self._snapshot = snapshot
+        self._progress = progress
+        self.checker = ChainChecker(snapshot.public_key)
+        self.counts: Counter[str] = Counter()
+        self.erased = 0
+        self.policy_versions: set[str] = set()
+        self._openers: dict[str, crypto.Opener | None] = {}
+
+    def lines(self) -> Iterator[bytes]:
+        batch: list[str] = []
+        done = 0
+        for name, size in self._snapshot.segments:
+            path = self._snapshot.directory / name
+            with os.fdopen(files.open_for_read(path), "rb") as stream:
+                for record in SegmentScan(stream, name, limit=size).records(self.checker):
+                    batch.append(self._line(record))
+                    done += 1
+                    if len(batch) >= 1024:
+                        yield "".join(batch).encode()
+                        batch.clear()
+                        self._report(done)
+        if batch:
+            yield "".join(batch).encode()
+        self._report(done)
+        if (self.checker.count, self.checker.head) != (self._snapshot.count, self._snapshot.head):
+            raise ExportError("the log changed while it was being exported")
+
+    def _report(self, done: int) -> None:
+        if self._progress is not None:
+            self._progress(done, self._snapshot.count)
+
+    def _line(self, record: codec.Record) -> str:
+        self.counts[record.type] += 1
+        version = record.fields.get("policy_version")
+        if isinstance(version, str | int) and not isinstance(version, bool):
+            self.policy_versions.add(str(version))
+        entry: dict[str, Any] = {"seq": record.seq, "time": iso_time(record.time_ms),
+                                 "time_ms": record.time_ms,
+                                 "type": record.type, "fields": to_json(record.fields),
+                                 "hash": record.hash.hex(), "prev": record.prev_hash.hex()}
+        if record.sealed is not None:
+            entry["personal"] = self._personal(record)
+        return json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def _personal(self, record: codec.Record) -> Any:
+        sealed = record.sealed
+        assert sealed is not None
+        opener = self._opener(sealed.key_id)
+        if opener is None:
+            self.erased += 1
+            return {"erased": True, "key_id": sealed.key_id}
+        plaintext = opener.open(sealed.nonce, sealed.ciphertext, associated_data(record.seq, record.type))
+        if plaintext is None:
+            return {"unreadable": True, "key_id": sealed.key_id}
+        return to_json(codec.loads(plaintext))
+
+    def _opener(self, key_id: str) -> crypto.Opener | None:
+        if key_id not in self._openers:
+            info = self._snapshot.keys.get(key_id)
+            self._openers[key_id] = crypto.Opener(info.key) if info is not None and info.key else None
+        return self._openers[key_id]
+
+
+def _manifest(snapshot: Snapshot, builder: _JsonlBuilder,
+              digests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    checkpoint = snapshot.checkpoint
+    return {
+        "schema": EXPORT_SCHEMA,
+        "record_schema": codec.SCHEMA_VERSION,
+        "created": iso_time(snapshot.time_ms),
+        "created_ms": snapshot.time_ms,
+        "records": snapshot.count,
+        "record_counts": dict(sorted(builder.counts.items())),
+        "erased_records": builder.erased,
+        "policy_versions": sorted(builder.policy_versions),
+        "chain": {"head": snapshot.head.hex(), "merkle_root": snapshot.merkle_root.hex(),
+                  "segments": [name for name, _ in snapshot.segments]},
+        "checkpoint": checkpoint.as_json() if checkpoint is not None else None,
+        "public_key": snapshot.public_key.hex() if snapshot.public_key is not None else None,
+        "erased_keys": [_tombstone(info) for info in snapshot.keys.values() if info.key is None],
+        "torn_tail": None if snapshot.torn_tail is None else {
+            "segment": snapshot.torn_tail.segment, "offset": snapshot.torn_tail.offset,
+            "bytes": snapshot.torn_tail.length},
+        "files": digests,
+    }
+
+
+def _tombstone(info: KeyInfo) -> dict[str, Any]:
+    return {"key_id": info.key_id, "epoch": info.epoch, "created": iso_time(info.created_ms),
+            "destroyed": iso_time(info.destroyed_ms or 0)}
+
+
+def iso_time(time_ms: int) -> str:
+    seconds, millis = divmod(time_ms, 1000)
+    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{millis:03d}Z"
+
+
+def to_json(value: Any) -> Any:
+    """CBOR values as JSON: byte strings become {"hex": ...} (JSON has no bytes)."""
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return value
+
+
+# -- verifying ----------------------------------------------------------------------------------------------
+def verify_export(path: Path) -> ExportReport:
+    """Check an export file offline; raises :class:`ExportError` (LogCorrupt for a damaged segment)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _verify_archive(archive)
+    except FileNotFoundError as exc:
+        raise UsageError(f"export file not found: {Path(path).name}") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise ExportError(f"not a readable export zip: {exc}") from exc
+    except OSError as exc:
+        raise ExportError(f"cannot read the export: {exc.strerror or exc}") from exc
+
+
+def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
+    manifest = _read_manifest(archive)
+    _check_file_hashes(archive, manifest)
+    public_key = _hex_field(manifest, "public_key", 32)
+    segments = manifest["chain"]["segments"]
+    checker = ChainChecker(public_key)
+    erased = 0
+    with archive.open(RECORDS) as lines:
+        line_iter = iter(lines)
+        for name in segments:
+            if first_seq_of(name) is None:
+                raise ExportError("manifest names a file that is not a segment")
+            with archive.open(SEGMENT_DIR + name) as stream:
+                scan = SegmentScan(stream, name)  # type: ignore[arg-type]  # ZipExtFile is a binary stream
+                for record in scan.records(checker):
+                    erased += _check_line(next(line_iter, None), record)
+                if scan.tail is not None:
+                    raise LogCorrupt("segment ends inside a record", segment=name, offset=scan.tail.offset)
+        if next(line_iter, None) is not None:
+            raise ExportError("records.jsonl has more lines than the segments have records")
+    _check_summary(manifest, checker, erased)
+    return ExportReport(records=checker.count, counts=dict(checker.counts), head=checker.head.hex(),
+                        merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
+                        public_key=public_key.hex(), erased_records=erased)
+
+
+def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        manifest = json.loads(archive.read(MANIFEST))
+    except KeyError as exc:
+        raise ExportError("the export has no manifest.json") from exc
+    except ValueError as exc:
+        raise ExportError("manifest.json is not valid JSON") from exc
+    required = ("schema", "records", "record_counts", "chain", "checkpoint", "public_key", "files")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
+        raise ExportError("manifest.json lacks required entries")
+    if manifest["schema"] != EXPORT_SCHEMA:
+        raise ExportError("manifest.json is of an unknown export schema")
+    return manifest
+
+
+def _check_file_hashes(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
+    listed = manifest["files"]
+    present = {name for name in archive.namelist() if name != MANIFEST}
+    if set(listed) != present:
+        raise ExportError("the files in the export differ from those its manifest lists")
+    for name, expected in sorted(listed.items()):
+        digest = hashlib.sha256()
+        with archive.open(name) as member:
+            for chunk in iter(lambda m=member: m.read(COPY_CHUNK), b""):  # type: ignore[misc]
+                digest.update(chunk)
+        if digest.hexdigest() != expected.get("sha256"):
+            raise ExportError("a file in the export does not match its SHA-256 in the manifest", file=name)
+
+
+def _check_line(raw: bytes | None, record: codec.Record) -> int:
+    if raw is None:
+        raise ExportError("records.jsonl has fewer lines than the segments have records", seq=record.seq)
+    try:
+        entry = json.loads(raw)
+        same = (entry["seq"], entry["type"], entry["hash"], entry["prev"], entry["time_ms"]) == (
+            record.seq, record.type, record.hash.hex(), record.prev_hash.hex(), record.time_ms)
+        same = same and entry["fields"] == to_json(record.fields)
+        has_personal = "personal" in entry
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError("a line of records.jsonl cannot be read", seq=record.seq) from exc
+    if not same or has_personal != (record.sealed is not None):
+        raise ExportError("records.jsonl does not match the segments", seq=record.seq)
+    personal = entry.get("personal")
+    return 1 if isinstance(personal, dict) and personal.get("erased") is True else 0
+
+
+def _check_summary(manifest: dict[str, Any], checker: ChainChecker, erased: int) -> None:
+    chain = manifest["chain"]
+    if manifest["records"] != checker.count or chain.get("head") != checker.head.hex():
+        raise ExportError("the manifest's record count or chain head does not match the segments")
+    if chain.get("merkle_root") != checker.tree.root().hex():
+        raise ExportError("the manifest's Merkle root does not match the segments")
+    if manifest["record_counts"] != dict(sorted(checker.counts.items())):
+        raise ExportError("the manifest's record counts do not match the segments")
+    if manifest.get("erased_records", erased) != erased:
+        raise ExportError("the manifest's count of erased records does not match records.jsonl")
+    raw_checkpoint = manifest["checkpoint"]
+    if raw_checkpoint is None:
+        return
+    try:
+        checkpoint = Checkpoint.from_json(raw_checkpoint)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError("the manifest's checkpoint is malformed") from exc
+    if not checkpoint.valid() or checkpoint.public_key.hex() != manifest["public_key"]:
+        raise ExportError("the manifest's checkpoint signature does not verify")
+    last = checker.last_checkpoint
+    if last is None or checkpoint != last:
+        raise ExportError("the manifest's checkpoint is not the last one in the segments")
+
+
+def _hex_field(manifest: dict[str, Any], name: str, size: int) -> bytes:
+    try:
+        value = bytes.fromhex(manifest[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError(f"manifest.json: {name} is missing or not hex") from exc
+    if len(value) != size:
+        raise ExportError(f"manifest.json: {name} has the wrong length")
+    return value
+
+
+def terminal_progress(stream: IO[str] = sys.stderr) -> Progress | None:
+    """A progress bar on a terminal; None (no output) when ``stream`` is not one."""
+    if not stream.isatty():
+        return None
+    state = {"shown": -1}
+
+    def show(done: int, total: int) -> None:
+        percent = 100 if total == 0 else done * 100 // total
+        if percent == state["shown"]:
+            return
+        state["shown"] = percent
+        bar = "#" * (percent // 4)
+        end = "\n" if done >= total else ""
+        stream.write(f"\rexporting [{bar:<25}] {percent:3d}% {done}/{total} records{end}")
+        stream.flush()
+
+    return show
+

@@ -1,0 +1,159 @@
+"""File-system helpers for the ledger: private modes, no symlinks followed, durable creates and renames.
+
+Every ``OSError`` from ledger files is translated here into a :class:`StoreError` (the path's base name and
+the
+errno text only; paths hold no personal data, but keep messages short).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+from agent.errors import StoreError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def store_error(action: str, path: Path, exc: OSError) -> StoreError:
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ELOOP:
+        reason = "is a symlink; refusing to follow it"
+    return StoreError(f"cannot {action} {path.name}: {reason}", path=str(path))
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` 0700 or check that an existing one is a real directory (never a symlink)."""
+    try:
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise store_error("create directory", path, exc) from exc
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise StoreError(f"{path.name} is not a directory (symlinks are refused)", path=str(path))
+
+
+def open_for_append(path: Path, *, create: bool) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | _NOFOLLOW
+    if create:
+        flags |= os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except OSError as exc:
+        raise store_error("open for writing", path, exc) from exc
+
+
+def open_for_read(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError as exc:
+        raise store_error("open", path, exc) from exc
+
+
+def read_small(path: Path) -> bytes | None:
+    """The whole of a small file, or None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise store_error("open", path, exc) from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise store_error("read", path, exc) from exc
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, path: Path) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        raise store_error("write", path, exc) from exc
+
+
+def sync_data(fd: int, path: Path) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise store_error("fsync", path, exc) from exc
+
+
+def sync_dir(path: Path) -> None:
+    """fsync a directory so that a create or rename inside it survives a power cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise store_error("fsync directory", path, exc) from exc
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: a 0600 temporary file, fsync, rename over, fsync the directory."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.unlink(missing_ok=True)  # a crash leftover or a planted symlink
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        raise store_error("create", temporary, exc) from exc
+    try:
+        write_all(fd, data, temporary)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise store_error("fsync", temporary, exc) from exc
+    finally:
+        os.close(fd)
+    try:
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise store_error("rename", path, exc) from exc
+    sync_dir(path.parent)
+
+
+def truncate(path: Path, length: int) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | _NOFOLLOW)
+        try:
+            os.ftruncate(fd, length)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise store_error("truncate", path, exc) from exc
+
+
+def lock_exclusive(path: Path, *, shared: bool = False) -> int:
+    """Hold ``path`` locked for the life of the returned fd: one writer per store, readers only while none."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, FILE_MODE) if not shared else \
+            os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return -1  # a read-only look at a store that was never opened for writing
+    except OSError as exc:
+        raise store_error("open", path, exc) from exc
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError("the ledger is in use by another process (stop the daemon first)",
+                         path=str(path)) from exc
+    return fd
+
+
+def file_size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError as exc:
+        raise store_error("stat", path, exc) from exc

@@ -1,0 +1,637 @@
+"""The ledger store: segments on disk, durability policy, recovery, checkpoints, erasure.
+
+Layout of ``<state dir>/ledger/`` (0700, every file 0600)::
+
+    00000000000000000000.seg   segments, named by the sequence number of their first record
+    keys.cbor                  data keys and tombstones (see keystore)
+    signing.key                the device's Ed25519 checkpoint key (32-byte seed)
+    checkpoint.cbor            the latest signed checkpoint (also in the log), to notice a lost last segment
+    lock                       flock: one writer at a time; offline tools refuse a store in use
+
+Thread safety: every public method takes one lock. Group-committed records are fsynced by a small background
+thread within ``group_commit_ms`` (the bound on what a power cut may lose); durable records are fsynced before
+:meth:`Ledger.append` returns. A failed write or fsync makes the store unusable (Linux may drop the dirty
+pages
+and clear the error, so a retry could falsely succeed): every later call raises the same :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
+from agent.ledger import codec, crypto, files, merkle
+from agent.ledger.chain import ChainChecker, Checkpoint, checkpoint_message, first_seq_of, segment_name
+from agent.ledger.keystore import KeyInfo, KeyStore
+from agent.ledger.segments import SegmentScan
+from agent.model import Clock, SystemClock
+
+LEDGER_DIR = "ledger"
+SIGNING_KEY_FILE = "signing.key"
+CHECKPOINT_FILE = "checkpoint.cbor"
+LOCK_FILE = "lock"
+WRITE_BUFFER = 256 * 1024  # hand group-committed bytes to the kernel in batches of this size
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """``group_commit_ms``: how much a power cut may lose of high-rate records (0: fsync every record).
+    ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds, whichever comes first, a signed
+    checkpoint.
+    ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``: keys retired
+    longer
+    ago than this are destroyed automatically (0 keeps them until erased)."""
+
+    group_commit_ms: int = 1000
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 3600.0
+    segment_bytes: int = 64 << 20
+    epoch_s: int = 86_400
+    retention_days: int = 0
+    flush_thread: bool = True  # False: group commit is enforced only on the next append or flush (tests)
+    durable_types: frozenset[str] = codec.DURABLE_TYPES
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.group_commit_ms <= 1000, "group_commit_ms must be 0 to 1000"),
+            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+            (self.checkpoint_interval_s > 0, "checkpoint_interval_s must be positive"),
+            (self.segment_bytes >= 4096, "segment_bytes must be at least 4096"),
+            (self.epoch_s >= 1, "epoch_s must be at least 1"),
+            (self.retention_days >= 0, "retention_days must not be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"ledger: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """What recovery cut off (or, read-only, would cut off) at the end of the last segment."""
+
+    segment: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    records: int
+    segments: int
+    head: str
+    merkle_root: str
+    checkpoints: int
+    last_checkpoint: int | None
+    counts: dict[str, int]
+    torn_tail: TornTail | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EraseSummary:
+    keys_destroyed: int
+    epochs: tuple[int, ...]
+    span_ms: tuple[int, int] | None
+    records_affected: int
+    record: RecordRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A consistent view for verify and export: the segments, up to these sizes, hold ``count`` records."""
+
+    directory: Path
+    segments: tuple[tuple[str, int], ...]
+    count: int
+    head: bytes
+    merkle_root: bytes
+    public_key: bytes | None
+    checkpoint: Checkpoint | None
+    keys: dict[str, KeyInfo]
+    torn_tail: TornTail | None
+    time_ms: int
+
+
+@dataclass
+class _State:
+    """What the open scan learnt and appends keep up to date."""
+
+    checker: ChainChecker
+    segments: list[list[Any]] = field(default_factory=list)  # [name, size]
+    last_by_type: dict[str, codec.Record] = field(default_factory=dict)
+    records_per_key: Counter[str] = field(default_factory=Counter)
+    last_checkpoint_count: int = 0
+
+
+class Ledger:
+    """Append-only, hash-chained, crash-safe record store; see the package docstring for the API."""
+
+    def __init__(self, directory: Path, config: LedgerConfig, clock: Clock, *, read_only: bool) -> None:
+        self._directory = directory
+        self._config = config
+        self._clock = clock
+        self._read_only = read_only
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._lock_fd = -1
+        self._fd = -1
+        self._pending = bytearray()
+        self._dirty_since: float | None = None  # monotonic time of the oldest record not yet fsynced
+        self._failed: StoreError | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._signer: crypto.Signer | None = None
+        self._public_key: bytes | None = None
+        self._keys: KeyStore
+        self._state: _State
+        self.torn_tail: TornTail | None = None
+        self._last_checkpoint_mono = time.monotonic()
+        self._live_key_id: str | None = None
+
+    # -- opening ------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, state_dir: Path, config: LedgerConfig | None = None, clock: Clock | None = None, *,
+             read_only: bool = False) -> Ledger:
+        """Open (creating when needed) the ledger in ``state_dir``; recover a torn tail; check the whole
+        chain.
+
+        ``read_only``: for offline tools: create nothing, change nothing, report a torn tail instead of
+        cutting it.
+        """
+        ledger = cls(Path(state_dir) / LEDGER_DIR, config or LedgerConfig(), clock or SystemClock(),
+                     read_only=read_only)
+        try:
+            ledger._open()
+        except BaseException:
+            ledger._release()
+            raise
+        return ledger
+
+    def _open(self) -> None:
+        if self._read_only:
+            if not self._directory.is_dir():
+                raise StoreError("no ledger in this state dir", path=str(self._directory))
+        else:
+            files.ensure_private_dir(self._directory.parent)
+            files.ensure_private_dir(self._directory)
+        self._lock_fd = files.lock_exclusive(self._directory / LOCK_FILE, shared=self._read_only)
+        self._load_signer()
+        self._keys = KeyStore.load(self._directory, read_only=self._read_only)
+        self._state = self._scan()
+        self._check_checkpoint_file()
+        if self._read_only:
+            return
+        self._open_for_writing()
+        if self.torn_tail is not None:
+            tail = self.torn_tail
+            self._append_and_sync("recovery", {"segment": tail.segment, "offset": tail.offset,
+                                               "truncated_bytes": tail.length})
+        self._apply_retention()
+
+    def _load_signer(self) -> None:
+        path = self._directory / SIGNING_KEY_FILE
+        private = files.read_small(path)
+        if private is None and not self._read_only:
+            private = crypto.Signer.generate_private_bytes()
+            files.atomic_write(path, private)
+        if private is not None:
+            self._signer = crypto.Signer(private)
+            self._public_key = self._signer.public_key
+
+    def _segment_names(self) -> list[str]:
+        try:
+            names = os.listdir(self._directory)
+        except OSError as exc:
+            raise files.store_error("list", self._directory, exc) from exc
+        return sorted(name for name in names if first_seq_of(name) is not None)
+
+    def _scan(self) -> _State:
+        state = _State(checker=ChainChecker(self._public_key))
+        names = self._segment_names()
+        for index, name in enumerate(names):
+            scan = self._scan_segment(name, state)
+            state.segments.append([name, scan.end])
+            if scan.tail is None:
+                continue
+            if index != len(names) - 1:
+                raise LogCorrupt("segment ends inside a record", segment=name, offset=scan.tail.offset)
+            self.torn_tail = TornTail(name, scan.tail.offset, scan.tail.length)
+        if state.checker.last_checkpoint is not None:
+            state.last_checkpoint_count = state.checker.last_checkpoint.count + 1
+        return state
+
+    def _scan_segment(self, name: str, state: _State) -> SegmentScan:
+        path = self._directory / name
+        with os.fdopen(files.open_for_read(path), "rb") as stream:
+            scan = SegmentScan(stream, name)
+            try:
+                for record in scan.records(state.checker):
+                    state.last_by_type[record.type] = record
+                    if record.sealed is not None:
+                        state.records_per_key[record.sealed.key_id] += 1
+            except OSError as exc:
+                raise files.store_error("read", path, exc) from exc
+        return scan
+
+    def _check_checkpoint_file(self) -> None:
+        raw = files.read_small(self._directory / CHECKPOINT_FILE)
+        if raw is None:
+            return
+        try:
+            checkpoint = Checkpoint.from_fields(codec.loads(raw))
+        except Exception as exc:  # any decoding failure of this small file is the same finding
+            raise LogCorrupt("checkpoint file is damaged", segment=CHECKPOINT_FILE, offset=0) from exc
+        if checkpoint.count >= self._state.checker.count:
+            name, size = self._state.segments[-1] if self._state.segments else (CHECKPOINT_FILE, 0)
+            raise LogCorrupt("the log ends before its latest signed checkpoint (a segment is missing or cut)",
+                             segment=str(name), offset=int(size), checkpoint_count=checkpoint.count,
+                             records=self._state.checker.count)
+
+    def _open_for_writing(self) -> None:
+        if self.torn_tail is not None:
+            files.truncate(self._directory / self.torn_tail.segment, self.torn_tail.offset)
+        if not self._state.segments:
+            self._create_segment()
+            return
+        name = str(self._state.segments[-1][0])
+        self._fd = files.open_for_append(self._directory / name, create=False)
+
+    # -- appending ----------------------------------------------------------------------------------------
+    def append(self, record_type: str, fields: Mapping[str, Any] | None = None, *,
+               personal: Mapping[str, Any] | None = None, epoch: int | None = None) -> RecordRef:
+        """Append one record; durable types are fsynced before this returns, the rest within group_commit_ms.
+
+        ``personal`` fields are encrypted under the data key of ``epoch`` (default: the current epoch).
+        """
+        codec.check_type(record_type)
+        if record_type == "checkpoint":
+            raise UsageError("checkpoint records are written by the ledger itself")
+        fields = dict(fields or {})
+        codec.check_value(fields, "fields")
+        if personal is not None:
+            codec.check_value(dict(personal), "personal")
+        if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
+            raise UsageError("epoch must be a non-negative integer")
+        with self._lock:
+            self._require_writable()
+            ref = self._append_locked(record_type, fields, personal, epoch)
+            if self._live_key_changed():
+                self._apply_retention()
+            self._maybe_checkpoint()
+            if record_type in self._config.durable_types or self._config.group_commit_ms == 0:
+                self._sync_locked()
+            else:
+                self._group_commit()
+            return ref
+
+    def _append_and_sync(self, record_type: str, fields: Mapping[str, Any]) -> RecordRef:
+        ref = self._append_locked(record_type, fields, None, None)
+        self._sync_locked()
+        return ref
+
+    def _append_locked(self, record_type: str, fields: Mapping[str, Any], personal: Mapping[str, Any] | None,
+                       epoch: int | None) -> RecordRef:
+        state = self._state
+        checker = state.checker
+        time_ms = self._now_ms()
+        seq = checker.count
+        sealed = None
+        if personal is not None:
+            sealed = self._seal(seq, record_type, personal, epoch, time_ms)
+        payload = codec.encode_record(seq=seq, time_ms=time_ms, record_type=record_type,
+                                      prev_hash=checker.head, fields=fields, sealed=sealed)
+        frame = codec.encode_frame(payload)
+        if state.segments[-1][1] > 0 and state.segments[-1][1] + len(frame) > self._config.segment_bytes:
+            self._rotate()
+        digest = codec.record_hash(payload)
+        self._pending += frame
+        state.segments[-1][1] += len(frame)
+        state.last_by_type[record_type] = codec.Record(seq, time_ms, record_type, checker.head, fields,
+                                                       sealed, payload, digest)
+        if sealed is not None:
+            state.records_per_key[sealed.key_id] += 1
+        checker.count += 1
+        checker.head = digest
+        checker.tree.append_leaf_hash(merkle.leaf_hash(payload))
+        checker.counts[record_type] += 1
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        if len(self._pending) >= WRITE_BUFFER:
+            self._write_pending()
+        return RecordRef(seq, digest.hex())
+
+    def _seal(self, seq: int, record_type: str, personal: Mapping[str, Any], epoch: int | None,
+              time_ms: int) -> codec.Sealed:
+        if epoch is None:
+            epoch = time_ms // (self._config.epoch_s * 1000)
+        key_id, key = self._keys.key_for_epoch(epoch, time_ms)
+        nonce, ciphertext = crypto.seal(key, codec.dumps(dict(personal)), associated_data(seq, record_type))
+        return codec.Sealed(key_id, nonce, ciphertext)
+
+    def _live_key_changed(self) -> bool:
+        live = [info.key_id for info in self._keys.all() if info.key is not None and info.retired_ms is None]
+        current = live[-1] if live else None
+        changed = current != self._live_key_id
+        self._live_key_id = current
+        return changed
+
+    def _now_ms(self) -> int:
+        return max(0, int(self._clock.wall() * 1000))
+
+    # -- writing and syncing ------------------------------------------------------------------------------
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        try:
+            files.write_all(self._fd, self._pending, self._segment_path())
+        except StoreError as exc:
+            raise self._fail(exc) from exc
+        self._pending.clear()
+
+    def _sync_locked(self) -> None:
+        self._write_pending()
+        if self._dirty_since is None:
+            return
+        try:
+            files.sync_data(self._fd, self._segment_path())
+        except StoreError as exc:
+            raise self._fail(exc) from exc
+        self._dirty_since = None
+
+    def _group_commit(self) -> None:
+        """Sync now when the oldest unsynced record is due; otherwise make sure the flusher will."""
+        due = self._dirty_since is not None and \
+            time.monotonic() - self._dirty_since >= self._config.group_commit_ms / 1000
+        if due:
+            self._sync_locked()
+        elif self._config.flush_thread:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._flusher, name="ledger-flush", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _flusher(self) -> None:
+        with self._lock:
+            while not self._closed and self._failed is None:
+                if self._dirty_since is None:
+                    self._wake.wait()
+                    continue
+                delay = self._dirty_since + self._config.group_commit_ms / 1000 - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                try:
+                    self._sync_locked()
+                except StoreError:
+                    return  # recorded in self._failed; the next call reports it
+
+    def _rotate(self) -> None:
+        self._sync_locked()
+        self._close_fd()
+        self._create_segment()
+
+    def _create_segment(self) -> None:
+        name = segment_name(self._state.checker.count)
+        try:
+            self._fd = files.open_for_append(self._directory / name, create=True)
+            files.sync_dir(self._directory)
+        except StoreError as exc:
+            raise self._fail(exc) from exc
+        self._state.segments.append([name, 0])
+
+    def _segment_path(self) -> Path:
+        return self._directory / str(self._state.segments[-1][0])
+
+    def _fail(self, exc: StoreError) -> StoreError:
+        if self._failed is None:
+            self._failed = StoreError(f"the ledger failed and must be reopened after the disk is checked: "
+                                      f"{exc.message}", **exc.details)
+        return self._failed
+
+    def _require_writable(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._closed:
+            raise StoreError("the ledger is closed")
+        if self._read_only:
+            raise StoreError("the ledger is open read-only")
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def _maybe_checkpoint(self) -> None:
+        since = self._state.checker.count - self._state.last_checkpoint_count
+        overdue = time.monotonic() - self._last_checkpoint_mono >= self._config.checkpoint_interval_s
+        if since >= self._config.checkpoint_every or (since > 0 and overdue):
+            self.checkpoint()
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign (count, head, Merkle root, time) now, append it durably, keep a copy in its own file."""
+        with self._lock:
+            self._require_writable()
+            assert self._signer is not None  # a writable store always has its key
+            checker = self._state.checker
+            time_ms = self._now_ms()
+            root = checker.tree.root()
+            message = checkpoint_message(checker.count, checker.head, root, time_ms)
+            checkpoint = Checkpoint(checker.count, checker.head, root, time_ms, self._signer.public_key,
+                                    self._signer.sign(message))
+            self._append_and_sync("checkpoint", checkpoint.as_fields())
+            files.atomic_write(self._directory / CHECKPOINT_FILE, codec.dumps(checkpoint.as_fields()))
+            checker.last_checkpoint = checkpoint
+            checker.checkpoints += 1
+            self._state.last_checkpoint_count = checker.count
+            self._last_checkpoint_mono = time.monotonic()
+            return checkpoint
+
+    # -- erasure ------------------------------------------------------------------------------------------
+    def erase(self, *, epoch: int | None = None, time_range: tuple[int, int] | None = None,
+              everything: bool = False) -> EraseSummary:
+        """Destroy the data keys of one pseudonym epoch, of a time range (ms), or all of them; record it
+        durably.
+
+        The records stay (the chain still verifies); their personal fields can no longer be decrypted by
+        anyone.
+        A time range erases whole keys, so the reported ``span_ms`` may be wider than the range asked for.
+        """
+        if [epoch is not None, time_range is not None, everything].count(True) != 1:
+            raise UsageError("erase needs exactly one of: epoch, time_range, everything")
+        if time_range is not None:
+            start_ms, end_ms = time_range
+            if not (isinstance(start_ms, int) and isinstance(end_ms, int)) or start_ms > end_ms:
+                raise UsageError("time_range must be two integer milliseconds, start <= end")
+            return self._erase(lambda info: info.overlaps(start_ms, end_ms), "time_range",
+                               {"from_ms": start_ms, "to_ms": end_ms})
+        if epoch is not None:
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise UsageError("epoch must be an integer")
+            return self._erase(lambda info: info.epoch == epoch, "epoch", {"epoch": epoch})
+        return self._erase(lambda info: True, "everything", {})
+
+    def _erase(self, select: Any, scope: str, details: dict[str, Any]) -> EraseSummary:
+        with self._lock:
+            self._require_writable()
+            return self._destroy_keys(select, {"reason": "erase_request", "scope": scope, **details})
+
+    def apply_retention(self) -> EraseSummary | None:
+        """Destroy keys retired more than ``retention_days`` ago (also done on open and at each new key)."""
+        with self._lock:
+            self._require_writable()
+            return self._apply_retention()
+
+    def _apply_retention(self) -> EraseSummary | None:
+        if self._config.retention_days == 0:
+            return None
+        cutoff = self._now_ms() - self._config.retention_days * DAY_MS
+        summary = self._destroy_keys(lambda info: info.retired_ms is not None and info.retired_ms < cutoff,
+                                     {"reason": "retention", "retention_days": self._config.retention_days})
+        return summary if summary.keys_destroyed else None
+
+    def _destroy_keys(self, select: Any, fields: dict[str, Any]) -> EraseSummary:
+        destroyed = self._keys.destroy(select, self._now_ms())
+        if not destroyed and fields.get("reason") == "retention":
+            return EraseSummary(0, (), None, 0, None)
+        affected = sum(self._state.records_per_key[info.key_id] for info in destroyed)
+        span = (min(info.created_ms for info in destroyed),
+                max(info.retired_ms or info.created_ms for info in destroyed)) if destroyed else None
+        epochs = tuple(sorted({info.epoch for info in destroyed}))
+        record_fields = {**fields, "key_ids": [info.key_id for info in destroyed], "epochs": list(epochs),
+                         "records_affected": affected}
+        if span is not None:
+            record_fields.update(span_from_ms=span[0], span_to_ms=span[1])
+        ref = self._append_and_sync("key_destroyed", record_fields)
+        self._live_key_changed()
+        return EraseSummary(len(destroyed), epochs, span, affected, ref)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """(number of records, hex hash of the last one; 64 zeros when empty)."""
+        with self._lock:
+            return self._state.checker.count, self._state.checker.head.hex()
+
+    def last_record_of_type(self, record_type: str) -> codec.Record | None:
+        with self._lock:
+            return self._state.last_by_type.get(record_type)
+
+    def open_personal(self, record: codec.Record) -> dict[str, Any] | None:
+        """The decrypted personal fields of ``record``; None when it has none or its key was destroyed."""
+        if record.sealed is None:
+            return None
+        with self._lock:
+            key = self._keys.key(record.sealed.key_id)
+        return open_sealed(record, key)
+
+    def snapshot(self) -> Snapshot:
+        """A consistent view (everything appended so far is written to the kernel first)."""
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if not self._read_only and not self._closed:
+                self._write_pending()
+            checker = self._state.checker
+            return Snapshot(directory=self._directory,
+                            segments=tuple((str(name), int(size)) for name, size in self._state.segments),
+                            count=checker.count, head=checker.head, merkle_root=checker.tree.root(),
+                            public_key=self._public_key, checkpoint=checker.last_checkpoint,
+                            keys=self._keys.snapshot(), torn_tail=self.torn_tail, time_ms=self._now_ms())
+
+    def verify(self) -> VerifyReport:
+        """Re-read every segment and recompute the chain, the Merkle root and every checkpoint signature.
+
+        Raises :class:`LogCorrupt` naming the segment and offset of the first problem.
+        """
+        snapshot = self.snapshot()
+        checker = ChainChecker(snapshot.public_key)
+        for name, size in snapshot.segments:
+            path = snapshot.directory / name
+            with os.fdopen(files.open_for_read(path), "rb") as stream:
+                scan = SegmentScan(stream, name, limit=size)
+                try:
+                    for _ in scan.records(checker):
+                        pass
+                except OSError as exc:
+                    raise files.store_error("read", path, exc) from exc
+            if scan.tail is not None or scan.end != size:
+                raise LogCorrupt("segment is shorter than the ledger wrote it", segment=name, offset=scan.end)
+        if (checker.count, checker.head) != (snapshot.count, snapshot.head):
+            last = snapshot.segments[-1] if snapshot.segments else ("", 0)
+            raise LogCorrupt("the log on disk differs from the one in memory", segment=last[0],
+                             offset=last[1])
+        last_checkpoint = checker.last_checkpoint.count if checker.last_checkpoint is not None else None
+        return VerifyReport(records=checker.count, segments=len(snapshot.segments), head=checker.head.hex(),
+                            merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
+                            last_checkpoint=last_checkpoint, counts=dict(checker.counts),
+                            torn_tail=snapshot.torn_tail)
+
+    def export(self, out: Path, *, overwrite: bool = False, progress: Any = None) -> Any:
+        """Write the access-request bundle (see :mod:`agent.ledger.export`); returns its ExportSummary."""
+        from agent.ledger.export import write_export
+
+        return write_export(self.snapshot(), Path(out), overwrite=overwrite, progress=progress)
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Make every record appended so far durable."""
+        with self._lock:
+            self._require_writable()
+            self._sync_locked()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self._read_only and self._failed is None:
+                    self._sync_locked()
+            finally:
+                self._closed = True
+                self._wake.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self._release()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _release(self) -> None:
+        self._close_fd()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def associated_data(seq: int, record_type: str) -> bytes:
+    """Binds a ciphertext to its record, so that it cannot be moved to another one."""
+    return codec.dumps([seq, record_type])
+
+
+def open_sealed(record: codec.Record, key: bytes | None) -> dict[str, Any] | None:
+    if record.sealed is None or key is None:
+        return None
+    plaintext = crypto.unseal(key, record.sealed.nonce, record.sealed.ciphertext,
+                              associated_data(record.seq, record.type))
+    if plaintext is None:
+        return None
+    value = codec.loads(plaintext)
+    return value if isinstance(value, dict) else None
