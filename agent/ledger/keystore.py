@@ -134,8 +134,7 @@ def _parse(raw: bytes) -> dict[str, KeyInfo]:
 
 
 def _check(info: KeyInfo) -> None:
-    wrong_key = not isinstance(info.key, bytes) or len(info.key) != crypto.DATA_KEY_SIZE
-    if info.key is not None and wrong_key:
+    if not isinstance(info.key_id, str) or not all(isinstance(n, int) for n in (info.epoch, info.created_ms)):
         raise ValueError("key entry has the wrong types")
     wrong_key = not isinstance(info.key, bytes) or len(info.key) != crypto.DATA_KEY_SIZE
     if info.key is not None and wrong_key:
