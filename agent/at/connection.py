@@ -54,7 +54,7 @@ _CODED_FINALS: tuple[tuple[str, FinalKind], ...] = (("+CME ERROR:", "CME"), ("+C
 
 _LINE_END = re.compile(rb"[\r\n]")
 _BLANK_RUN = re.compile(rb"[\r\n]*")
-_PLUS_PREFIX = re.compile(r"(\+[A-Za-z0-9_]+)\s*:")
+_PLUS_PREFIX = re.compile(r"(\+[A-Za-z0-9_]+)\s*:", re.ASCII)
 _PROMPT = b"> "
 _SMS_END = b"\x1a"  # Ctrl-Z ends a prompted payload
 _ESCAPE = b"\x1b"  # ESC cancels it

@@ -22,14 +22,14 @@ from agent.errors import RemoteProtocolError
 from agent.model import CellInfo, Fix, ModemInfo
 from agent.quectel.codes import error_for
 
-_PREFIX_HEAD = re.compile(r"\+[A-Za-z0-9_]+\s*:\s*")
-_INT = re.compile(r"[+-]?\d{1,10}")
-_DECIMAL = re.compile(r"[+-]?\d{1,10}(\.\d{1,10})?")
-_HEX = re.compile(r"[0-9A-Fa-f]{1,16}")
-_DEG_MIN = re.compile(r"(\d{1,3})(\d{2}\.\d{1,10})")
-_UTC_TIME = re.compile(r"(\d{2})(\d{2})(\d{2})(\.\d{1,6})?")
-_DATE = re.compile(r"(\d{2})(\d{2})(\d{2})")
-_WORD = re.compile(r"[A-Za-z0-9_-]{1,24}")
+_PREFIX_HEAD = re.compile(r"\+[A-Za-z0-9_]+\s*:\s*", re.ASCII)
+_INT = re.compile(r"[+-]?\d{1,10}", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?\d{1,10}(\.\d{1,10})?", re.ASCII)
+_HEX = re.compile(r"[0-9A-Fa-f]{1,16}", re.ASCII)
+_DEG_MIN = re.compile(r"(\d{1,3})(\d{2}\.\d{1,10})", re.ASCII)
+_UTC_TIME = re.compile(r"(\d{2})(\d{2})(\d{2})(\.\d{1,6})?", re.ASCII)
+_DATE = re.compile(r"(\d{2})(\d{2})(\d{2})", re.ASCII)
+_WORD = re.compile(r"[A-Za-z0-9_-]{1,24}", re.ASCII)
 _MISSING = {"", "-"}
 _MISSING_SIGNAL = -32768  # some firmwares print this for "no value"
 HDOP_VALID = (0.5, 99.9)  # Quectel: values outside this range (e.g. 500.0) are invalid
@@ -300,7 +300,7 @@ def _single_value(response: Response, prefix: str | None) -> str:
 
 def _identifier(response: Response, prefix: str | None, pattern: str, what: str) -> str:
     value = _single_value(response, prefix)
-    if not re.fullmatch(pattern, value):
+    if not re.fullmatch(pattern, value, re.ASCII):
         raise _malformed(response.command.name, f"{what} has the wrong form")
     return value.upper()
 
@@ -330,7 +330,7 @@ def parse_cnum(response: Response) -> str | None:
     number = unquote(fields[1]) if len(fields) > 1 else ""
     if not number:
         return None
-    if not re.fullmatch(r"\+?[0-9*#]{1,24}", number):
+    if not re.fullmatch(r"\+?[0-9*#]{1,24}", number, re.ASCII):
         raise _malformed(response.command.name, "subscriber number has the wrong form")
     return number
 
