@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 # XOR-ing eight bytes at a time is several times faster in CPython than a loop over single bytes; the 64-bit
 # result is folded down to one byte at the end (XOR is associative, so the grouping does not matter).
@@ -32,6 +33,52 @@ def _checksum_bytewise(data: bytes) -> int:
     for byte in data:
         value ^= byte
     return value
+
+
+_BLOCK = 128  # bytes per body in a batch; longer bodies take the one-by-one path
+_EMPTY_BLOCK = bytes(_BLOCK)  # stands in for a long body, which is done separately
+_BATCH = 128  # bodies per big integer: large enough to amortise, small enough to stay in cache
+_FOLD_SHIFTS = (512, 256, 128, 64, 32, 16, 8)
+_batch_masks: dict[int, tuple[int, ...]] = {}
+
+
+def nmea_checksums(bodies: Sequence[bytes]) -> bytes:
+    """The checksums of many bodies at once: byte ``i`` of the result is ``nmea_checksum(bodies[i])``.
+
+    Why: the reader checks every sentence of a read at once, and this is several times faster per sentence.
+    How: each body is zero-padded to 128 bytes (zeros do not change an XOR) and a batch of them becomes one
+    big integer; seven shift-XOR-mask steps then fold every 128-byte block onto its lowest byte, so the
+    per-byte work happens inside CPython's integer arithmetic instead of a Python loop. Longer bodies (rare: the
+    default sentence bound is 256) are done one by one.
+    """
+    sums = bytearray()
+    for start in range(0, len(bodies), _BATCH):
+        sums += _folded_checksums(bodies[start : start + _BATCH])
+    for index, body in enumerate(bodies):
+        if len(body) > _BLOCK:
+            sums[index] = nmea_checksum(body)
+    return bytes(sums)
+
+
+def _folded_checksums(bodies: Sequence[bytes]) -> bytes:
+    count = len(bodies)
+    padded = b"".join([body.ljust(_BLOCK, b"\0") if len(body) <= _BLOCK else _EMPTY_BLOCK for body in bodies])
+    folded = int.from_bytes(padded, "little")
+    for shift, mask in zip(_FOLD_SHIFTS, _masks_for(count), strict=True):
+        folded = (folded ^ (folded >> shift)) & mask
+    return folded.to_bytes(count * _BLOCK, "little")[::_BLOCK]
+
+
+def _masks_for(count: int) -> tuple[int, ...]:
+    """For each fold step, a mask keeping the low 64, 32 ... 1 bytes of each of ``count`` blocks."""
+    masks = _batch_masks.get(count)
+    if masks is None:
+        masks = tuple(
+            int.from_bytes((b"\xff" * kept + bytes(_BLOCK - kept)) * count, "little")
+            for kept in (64, 32, 16, 8, 4, 2, 1)
+        )
+        _batch_masks[count] = masks  # at most _BATCH entries
+    return masks
 
 
 def with_checksum(body: str) -> str:

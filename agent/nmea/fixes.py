@@ -34,6 +34,7 @@ from agent.nmea.sentences import (
     decode_zda,
 )
 
+_FIX_INPUTS = frozenset({"GGA", "RMC", "GNS", "VTG", "ZDA"})  # what FixAssembler.push reads; it ignores the rest
 _HALF_DAY_S = 43_200.0
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -184,4 +185,10 @@ class FixDecoder:
 
     def _drain(self) -> list[Fix]:
         push = self.assembler.push
-        return [fix for fix in map(push, self.reader) if fix is not None]
+        fixes = []
+        for sentence in self.reader:
+            if sentence.kind in _FIX_INPUTS:  # skip the call for GSV, GSA, proprietary ... (most sentences)
+                fix = push(sentence)
+                if fix is not None:
+                    fixes.append(fix)
+        return fixes

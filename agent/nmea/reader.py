@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from typing import Final, NamedTuple
 
 from agent.errors import UsageError
-from agent.nmea.checksum import nmea_checksum
+from agent.nmea.checksum import nmea_checksums
 
 # NMEA 0183 says 82, but real receivers exceed it (MTK $PMTKCHN: 190, Quectel with 6-decimal minutes: 90).
 DEFAULT_MAX_SENTENCE_BYTES: Final = 256
@@ -45,17 +45,22 @@ _HEX_PAIRS: Final = {
 
 
 class Sentence(NamedTuple):
-    """One checked sentence.
+    """One checked sentence: ``body`` is the text between ``$`` and ``*`` (address included).
 
-    ``fields[0]`` is the address (``"GNGGA"``, ``"PQGSV"``), so ``fields[n]`` is the sentence's n-th data
-    field as numbered in the NMEA tables. For proprietary sentences ``talker`` is ``""`` and ``kind`` is the
-    address without its ``P`` (``"QGSV"``, ``"MTK001"``).
+    For proprietary sentences ``talker`` is ``""`` and ``kind`` is the address without its ``P`` (``"QGSV"``,
+    ``"MTK001"``). The body is split into fields only when asked (most sentences are never looked into).
     """
 
     talker: str
     kind: str
-    fields: tuple[str, ...]
+    body: str
     proprietary: bool
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The comma-separated fields, split anew on each access. ``fields[0]`` is the address (``"GNGGA"``),
+        so ``fields[n]`` is the n-th data field as numbered in the NMEA tables."""
+        return tuple(self.body.split(","))
 
 
 class _NeedData:
@@ -96,27 +101,42 @@ class NmeaReader:
         self.allow_missing_checksum = allow_missing_checksum
         self.counters = ReaderCounters()
         self._events: deque[Sentence] = deque()
-        self._in_sentence = False
-        self._partial = bytearray()  # body of a sentence split across feeds; never above the bound
-        self._overlong = False
+        self._open = b""  # the sentence still open after the last feed, '$' included; within the bound
+        self._overlong = False  # the open sentence passed the bound: its bytes are being dropped
 
     # -- input ---------------------------------------------------------------------------------------------
 
     def feed(self, data: bytes | bytearray) -> None:
         """Take the next bytes of the stream, in any chunking; complete sentences become events."""
-        data = bytes(data)
-        position, end = 0, len(data)
-        while position < end:
-            if self._in_sentence:
-                position = self._scan_sentence(data, position)
-            else:
-                position = self._skip_garbage(data, position)
+        if not data:
+            return
+        # CR and LF both end a sentence; splitting the whole chunk at once keeps the per-sentence work small.
+        lines = bytes(data).replace(b"\r", b"\n").split(b"\n")
+        first = lines[0]
+        if self._overlong:
+            first = self._finish_overlong(first, ended=len(lines) > 1)
+        elif self._open:
+            first = self._open + first
+        self._open = b""
+        lines[0] = first
+        last = lines.pop()  # not terminated yet
+        max_bytes = self.max_sentence_bytes
+        frames: list[bytes] = []
+        for line in lines:
+            if line[:1] == b"$" and len(line) <= max_bytes and line.find(b"$", 1) < 0:
+                frames.append(line[1:])  # the common case: exactly one whole sentence on the line
+            elif line:
+                self._split_line(line, frames, ended=True)
+        if last:
+            self._split_line(last, frames, ended=False)
+        self._check_all(frames)
 
     def feed_eof(self) -> None:
         """The stream ended (file end, port closed): a sentence still open was cut short."""
-        if self._in_sentence:
+        if self._open or self._overlong:
             self.counters.malformed += 1
-            self._start_sentence(False)
+        self._open = b""
+        self._overlong = False
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -134,109 +154,93 @@ class NmeaReader:
 
     # -- framing -------------------------------------------------------------------------------------------
 
-    def _skip_garbage(self, data: bytes, position: int) -> int:
-        start = data.find(b"$", position)
-        stop = len(data) if start < 0 else start
-        if stop > position:
-            terminators = data.count(b"\r", position, stop) + data.count(b"\n", position, stop)
-            self.counters.garbage_bytes += stop - position - terminators
-        if start < 0:
-            return stop
-        self._start_sentence(True)
-        return start + 1
-
-    def _start_sentence(self, open_one: bool) -> None:
-        self._in_sentence = open_one
-        self._partial.clear()
-        self._overlong = False
-
-    def _scan_sentence(self, data: bytes, position: int) -> int:
-        """Consume sentence bytes from ``position``; return where scanning goes on."""
-        if self._overlong:
-            limit = len(data)  # everything up to the end of this sentence is dropped anyway
-        else:
-            room = self.max_sentence_bytes - 1 - len(self._partial)  # the '$' counts towards the bound
-            limit = min(len(data), position + room + 1)
-        stop = _first_delimiter(data, position, limit)
-        if stop < 0:
-            if self._overlong:
-                return limit
-            if limit == len(data) and limit - position < room + 1:
-                self._partial += data[position:limit]
-                return limit
-            self._overlong = True  # more than the bound and still no end: drop what is kept so far
-            self._partial.clear()
-            return limit
-        if self._overlong:
+    def _finish_overlong(self, piece: bytes, ended: bool) -> bytes:
+        """Drop the rest of an over-long sentence from ``piece``; return what follows it."""
+        dollar = piece.find(b"$")
+        if dollar >= 0:
             self.counters.malformed += 1
-        elif data[stop] == _DOLLAR:
-            self.counters.malformed += 1  # cut short by the start of the next sentence
-        elif self._partial:
-            self._partial += data[position:stop]
-            self._take(bytes(self._partial))
+            self._overlong = False
+            return piece[dollar:]
+        if ended:
+            self.counters.malformed += 1
+            self._overlong = False
+        return b""
+
+    def _split_line(self, line: bytes, frames: list[bytes], ended: bool) -> None:
+        """The general case: garbage before the first ``$``, sentences cut short by a ``$``, long ones."""
+        counters = self.counters
+        parts = line.split(b"$")
+        counters.garbage_bytes += len(parts[0])
+        if len(parts) == 1:
+            return
+        counters.malformed += len(parts) - 2  # every sentence but the last was cut short by the next '$'
+        last = parts[-1]
+        fits = len(last) < self.max_sentence_bytes
+        if ended:
+            if fits:
+                frames.append(last)
+            else:
+                counters.malformed += 1
+        elif fits:
+            self._open = b"$" + last
         else:
-            self._take(data[position:stop])
-        self._start_sentence(data[stop] == _DOLLAR)
-        return stop + 1
+            self._overlong = True
 
     # -- checking ------------------------------------------------------------------------------------------
 
-    def _take(self, frame: bytes) -> None:
-        """Check one complete frame (the bytes between ``$`` and the terminator) and queue it if good."""
+    def _check_all(self, frames: list[bytes]) -> None:
+        """Check complete frames (the bytes between ``$`` and the terminator); queue the good ones in order.
+
+        The hot path of the reader: one loop, local counters, and checksums computed for the whole batch.
+        """
+        stars = [frame.find(b"*") for frame in frames]
+        sums = nmea_checksums([frame[:star] for frame, star in zip(frames, stars, strict=True)])
+        append = self._events.append
+        allow_missing = self.allow_missing_checksum
+        malformed = bad_checksum = missing_checksum = proprietary = unknown = accepted = 0
+        for frame, star, computed in zip(frames, stars, sums, strict=True):
+            try:
+                text = frame.decode("ascii")
+            except UnicodeDecodeError:
+                malformed += 1
+                continue
+            if not text.isprintable():
+                malformed += 1
+                continue
+            if star < 0:
+                if not allow_missing:
+                    missing_checksum += 1
+                    continue
+                body = text
+            else:
+                sent = _HEX_PAIRS.get(frame[star + 1 :])
+                if sent is None:  # '*' not followed by exactly two hex digits
+                    malformed += 1
+                    continue
+                if computed != sent:
+                    bad_checksum += 1
+                    continue
+                body = text[:star]
+            comma = body.find(",")
+            address = body if comma < 0 else body[:comma]
+            if not address.isalnum():
+                malformed += 1
+            elif address[0] == "P" and len(address) > 1:
+                proprietary += 1
+                accepted += 1
+                append(Sentence("", address[1:], body, True))
+            elif len(address) == 5:
+                kind = address[2:]
+                if kind not in DECODED_TYPES:
+                    unknown += 1
+                accepted += 1
+                append(Sentence(address[:2], kind, body, False))
+            else:
+                malformed += 1
         counters = self.counters
-        try:
-            text = frame.decode("ascii")
-        except UnicodeDecodeError:
-            counters.malformed += 1
-            return
-        if not text.isprintable():
-            counters.malformed += 1
-            return
-        star = text.find("*")
-        if star < 0:
-            if not self.allow_missing_checksum:
-                counters.missing_checksum += 1
-                return
-            body = text
-        else:
-            expected = _HEX_PAIRS.get(frame[star + 1 :])
-            if expected is None:  # '*' not followed by exactly two hex digits
-                counters.malformed += 1
-                return
-            body = text[:star]
-            if nmea_checksum(frame[:star]) != expected:
-                counters.bad_checksum += 1
-                return
-        self._queue(body)
-
-    def _queue(self, body: str) -> None:
-        counters = self.counters
-        parts = tuple(body.split(","))
-        address = parts[0]
-        if not address.isalnum() or not address.isascii():
-            counters.malformed += 1
-            return
-        if address[0] == "P" and len(address) > 1:
-            sentence = Sentence("", address[1:], parts, True)
-            counters.proprietary += 1
-        elif len(address) == 5:
-            sentence = Sentence(address[:2], address[2:], parts, False)
-            if sentence.kind not in DECODED_TYPES:
-                counters.unknown += 1
-        else:
-            counters.malformed += 1
-            return
-        counters.accepted += 1
-        self._events.append(sentence)
-
-
-def _first_delimiter(data: bytes, start: int, limit: int) -> int:
-    """Index of the first CR, LF or ``$`` in ``data[start:limit]``, or -1."""
-    stop = data.find(b"\n", start, limit)
-    if stop >= 0:
-        limit = stop
-    carriage_return = data.find(b"\r", start, limit)
-    if carriage_return >= 0:
-        stop = limit = carriage_return
-    dollar = data.find(b"$", start, limit)
-    return dollar if dollar >= 0 else stop
+        counters.malformed += malformed
+        counters.bad_checksum += bad_checksum
+        counters.missing_checksum += missing_checksum
+        counters.proprietary += proprietary
+        counters.unknown += unknown
+        counters.accepted += accepted

@@ -1,10 +1,11 @@
 """Typed decoders for the sentences a Quectel module sends: GGA, RMC, GNS, GSA, GSV, VTG, ZDA.
 
-Talker-agnostic: ``$GPGGA``, ``$GNGGA``, ``$BDGGA`` all decode to :class:`Gga` with ``talker`` set. Empty
-fields (a receiver without a fix sends ``$GPGGA,,,,,,0,,,,,,,,*66``) decode to ``None``. A field that is
-present but cannot be read raises :class:`~agent.errors.NmeaError` naming the sentence type and field number,
-never its value (it may be a coordinate). Proprietary sentences decode to :class:`Proprietary`, types without
-a decoder to :class:`Unknown`; both keep their raw fields.
+Decoded values are immutable named tuples: they are made for every sentence read, and a tuple is the cheapest
+immutable record CPython has. Talker-agnostic: ``$GPGGA``, ``$GNGGA``, ``$BDGGA`` all decode to :class:`Gga`
+with ``talker`` set. Empty fields (a receiver without a fix sends ``$GPGGA,,,,,,0,,,,,,,,*66``) decode to
+``None``. A field that is present but cannot be read raises :class:`~agent.errors.NmeaError` naming the
+sentence type and field number, never its value (it may be a coordinate). Proprietary sentences decode to
+:class:`Proprietary`, types without a decoder to :class:`Unknown`; both keep their raw fields.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 from agent.errors import NmeaError
 from agent.nmea.reader import Sentence
@@ -20,8 +21,7 @@ from agent.nmea.reader import Sentence
 KNOTS_TO_KMH = 1.852
 
 
-@dataclass(frozen=True, slots=True)
-class Gga:
+class Gga(NamedTuple):
     """Fix data. ``quality`` 0 means no fix."""
 
     talker: str
@@ -35,8 +35,7 @@ class Gga:
     geoid_separation_m: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rmc:
+class Rmc(NamedTuple):
     """Recommended minimum data. ``status`` ``"A"`` is a valid fix, ``"V"`` a warning (no fix)."""
 
     talker: str
@@ -50,8 +49,7 @@ class Rmc:
     mode: str | None  # NMEA 2.3+: A autonomous, D differential, E estimated, N not valid ...
 
 
-@dataclass(frozen=True, slots=True)
-class Gns:
+class Gns(NamedTuple):
     """Multi-constellation fix data. ``mode`` has one letter per constellation; all ``N`` means no fix."""
 
     talker: str
@@ -64,8 +62,7 @@ class Gns:
     altitude_m: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Gsa:
+class Gsa(NamedTuple):
     """DOP and active satellites. ``fix_type`` 1 none, 2 2D, 3 3D; ``system_id`` is NMEA 4.1's last field."""
 
     talker: str
@@ -78,16 +75,14 @@ class Gsa:
     system_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class SatelliteInView:
+class SatelliteInView(NamedTuple):
     prn: int
     elevation_deg: int | None
     azimuth_deg: int | None
     snr_db: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Gsv:
+class Gsv(NamedTuple):
     """One sentence of a satellites-in-view group. ``signal_id`` is NMEA 4.1's last field, if present."""
 
     talker: str
@@ -98,8 +93,7 @@ class Gsv:
     signal_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Vtg:
+class Vtg(NamedTuple):
     """Course and speed over ground."""
 
     talker: str
@@ -110,8 +104,7 @@ class Vtg:
     mode: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Zda:
+class Zda(NamedTuple):
     """UTC time and date."""
 
     talker: str
@@ -119,16 +112,14 @@ class Zda:
     date: dt.date | None
 
 
-@dataclass(frozen=True, slots=True)
-class Proprietary:
+class Proprietary(NamedTuple):
     """A ``$P...`` sentence, passed through untouched (``$PQGSV``, ``$PMTK001``, ``$PGLOR``)."""
 
     address: str
     fields: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Unknown:
+class Unknown(NamedTuple):
     """A standard sentence type without a decoder here (GLL, TXT, GST, ...), passed through untouched."""
 
     talker: str
@@ -149,201 +140,195 @@ def decode(sentence: Sentence) -> Decoded:
     return decoder(sentence)
 
 
-# -- field readers -------------------------------------------------------------------------------------------
-# Each takes the sentence (for the error message and talker) and a field number.
+class _FieldError(Exception):
+    """Internal: field ``number`` is not ``what``; turned into NmeaError with the sentence's type and talker."""
+
+    def __init__(self, number: int, what: str) -> None:
+        super().__init__(number, what)
+        self.number = number
+        self.what = what
 
 
-def _field(sentence: Sentence, number: int) -> str:
-    """Field ``number``, or "" if the sentence is shorter (receivers omit trailing empty fields)."""
+Fields = tuple[str, ...]
+T = TypeVar("T")
+
+
+def _decoding(sentence: Sentence, build: Callable[[str, Fields], T], count: int) -> T:
+    """Split the body once, pad it to ``count`` fields (receivers omit trailing empty ones), build."""
     fields = sentence.fields
-    return fields[number] if number < len(fields) else ""
+    if len(fields) < count:
+        fields += ("",) * (count - len(fields))
+    try:
+        return build(sentence.talker, fields)
+    except _FieldError as error:
+        message = f"{sentence.kind} field {error.number} is not {error.what}"
+        raise NmeaError(message, talker=sentence.talker) from None
 
 
-def _bad(sentence: Sentence, number: int, what: str) -> NmeaError:
-    return NmeaError(f"{sentence.kind} field {number} is not {what}", talker=sentence.talker)
+# -- field readers -------------------------------------------------------------------------------------------
+# Each takes the padded fields and a field number (NMEA numbering: fields[0] is the address).
 
 
-def _float(sentence: Sentence, number: int) -> float | None:
-    text = _field(sentence, number)
+def _float(fields: Fields, number: int) -> float | None:
+    text = fields[number]
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        raise _bad(sentence, number, "a number") from None
+        raise _FieldError(number, "a number") from None
     if not math.isfinite(value):
-        raise _bad(sentence, number, "a finite number")
+        raise _FieldError(number, "a finite number")
     return value
 
 
-def _int(sentence: Sentence, number: int) -> int | None:
-    text = _field(sentence, number)
+def _int(fields: Fields, number: int) -> int | None:
+    text = fields[number]
     if not text:
         return None
     if not text.isdigit() or not text.isascii():
-        raise _bad(sentence, number, "an unsigned integer")
+        raise _FieldError(number, "an unsigned integer")
     return int(text)
 
 
-def _text(sentence: Sentence, number: int) -> str | None:
-    return _field(sentence, number) or None
-
-
-def _coordinate(sentence: Sentence, number: int, hemispheres: str, limit: float) -> float | None:
+def _coordinate(fields: Fields, number: int, hemispheres: str, limit: float) -> float | None:
     """``ddmm.mmmm`` (latitude) or ``dddmm.mmmm`` (longitude) plus hemisphere letter, as signed degrees."""
-    text = _field(sentence, number)
-    hemisphere = _field(sentence, number + 1)
+    text = fields[number]
+    hemisphere = fields[number + 1]
     if not text and not hemisphere:
         return None
     try:
         packed = float(text)
     except ValueError:
-        raise _bad(sentence, number, "a coordinate") from None
+        raise _FieldError(number, "a coordinate") from None
     if not 0.0 <= packed < 100.0 * (limit + 1):  # also rejects nan and inf
-        raise _bad(sentence, number, "a coordinate in range")
+        raise _FieldError(number, "a coordinate in range")
     degrees = int(packed // 100)
     minutes = packed - degrees * 100
     value = degrees + minutes / 60.0
     if minutes > 60.0 or value > limit:  # exactly 60 occurs: MTK sends 8960.000000 before its first fix
-        raise _bad(sentence, number, "a coordinate in range")
+        raise _FieldError(number, "a coordinate in range")
     if hemisphere == hemispheres[1]:
         return -value
     if hemisphere != hemispheres[0]:
-        raise _bad(sentence, number + 1, f"{hemispheres[0]} or {hemispheres[1]}")
+        raise _FieldError(number + 1, f"{hemispheres[0]} or {hemispheres[1]}")
     return value
 
 
-def _time(sentence: Sentence, number: int) -> dt.time | None:
+def _time(fields: Fields, number: int) -> dt.time | None:
     """``hhmmss`` with optional fraction."""
-    text = _field(sentence, number)
+    text = fields[number]
     if not text:
         return None
     if len(text) < 6 or not text[:6].isdigit() or not text.isascii():
-        raise _bad(sentence, number, "a time hhmmss.ss")
+        raise _FieldError(number, "a time hhmmss.ss")
     try:
         whole, micro = divmod(round(float(text[4:]) * 1_000_000), 1_000_000)
         return dt.time(int(text[0:2]), int(text[2:4]), whole, micro)
     except (ValueError, OverflowError):  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
-        raise _bad(sentence, number, "a time hhmmss.ss") from None
+        raise _FieldError(number, "a time hhmmss.ss") from None
 
 
-def _dmy_date(sentence: Sentence, number: int) -> dt.date | None:
+def _dmy_date(fields: Fields, number: int) -> dt.date | None:
     """RMC's ``ddmmyy``. Two-digit years: 80-99 are 19xx (GPS began in 1980), the rest 20xx."""
-    text = _field(sentence, number)
+    text = fields[number]
     if not text:
         return None
     if len(text) != 6 or not text.isdigit() or not text.isascii():
-        raise _bad(sentence, number, "a date ddmmyy")
+        raise _FieldError(number, "a date ddmmyy")
     year = int(text[4:6])
     year += 1900 if year >= 80 else 2000
     try:
         return dt.date(year, int(text[2:4]), int(text[0:2]))
     except ValueError:
-        raise _bad(sentence, number, "a date ddmmyy") from None
+        raise _FieldError(number, "a date ddmmyy") from None
 
 
 # -- decoders ------------------------------------------------------------------------------------------------
 
 
 def decode_gga(sentence: Sentence) -> Gga:
+    return _decoding(sentence, _gga, 15)
+
+
+def _gga(talker: str, f: Fields) -> Gga:
     return Gga(
-        talker=sentence.talker,
-        time=_time(sentence, 1),
-        lat=_coordinate(sentence, 2, "NS", 90.0),
-        lon=_coordinate(sentence, 4, "EW", 180.0),
-        quality=_int(sentence, 6),
-        satellites=_int(sentence, 7),
-        hdop=_float(sentence, 8),
-        altitude_m=_float(sentence, 9),
-        geoid_separation_m=_float(sentence, 11),
+        talker, _time(f, 1), _coordinate(f, 2, "NS", 90.0), _coordinate(f, 4, "EW", 180.0), _int(f, 6),
+        _int(f, 7), _float(f, 8), _float(f, 9), _float(f, 11),
     )
 
 
 def decode_rmc(sentence: Sentence) -> Rmc:
+    return _decoding(sentence, _rmc, 13)
+
+
+def _rmc(talker: str, f: Fields) -> Rmc:
     return Rmc(
-        talker=sentence.talker,
-        time=_time(sentence, 1),
-        status=_field(sentence, 2),
-        lat=_coordinate(sentence, 3, "NS", 90.0),
-        lon=_coordinate(sentence, 5, "EW", 180.0),
-        speed_knots=_float(sentence, 7),
-        course_deg=_float(sentence, 8),
-        date=_dmy_date(sentence, 9),
-        mode=_text(sentence, 12),
+        talker, _time(f, 1), f[2], _coordinate(f, 3, "NS", 90.0), _coordinate(f, 5, "EW", 180.0),
+        _float(f, 7), _float(f, 8), _dmy_date(f, 9), f[12] or None,
     )
 
 
 def decode_gns(sentence: Sentence) -> Gns:
+    return _decoding(sentence, _gns, 10)
+
+
+def _gns(talker: str, f: Fields) -> Gns:
     return Gns(
-        talker=sentence.talker,
-        time=_time(sentence, 1),
-        lat=_coordinate(sentence, 2, "NS", 90.0),
-        lon=_coordinate(sentence, 4, "EW", 180.0),
-        mode=_field(sentence, 6),
-        satellites=_int(sentence, 7),
-        hdop=_float(sentence, 8),
-        altitude_m=_float(sentence, 9),
+        talker, _time(f, 1), _coordinate(f, 2, "NS", 90.0), _coordinate(f, 4, "EW", 180.0), f[6],
+        _int(f, 7), _float(f, 8), _float(f, 9),
     )
 
 
 def decode_gsa(sentence: Sentence) -> Gsa:
-    prns = tuple(prn for prn in (_int(sentence, number) for number in range(3, 15)) if prn is not None)
-    return Gsa(
-        talker=sentence.talker,
-        selection=_field(sentence, 1),
-        fix_type=_int(sentence, 2),
-        prns=prns,
-        pdop=_float(sentence, 15),
-        hdop=_float(sentence, 16),
-        vdop=_float(sentence, 17),
-        system_id=_int(sentence, 18),
-    )
+    return _decoding(sentence, _gsa, 19)
+
+
+def _gsa(talker: str, f: Fields) -> Gsa:
+    prns = tuple(prn for prn in (_int(f, number) for number in range(3, 15)) if prn is not None)
+    return Gsa(talker, f[1], _int(f, 2), prns, _float(f, 15), _float(f, 16), _float(f, 17), _int(f, 18))
 
 
 def decode_gsv(sentence: Sentence) -> Gsv:
-    total, number = _int(sentence, 1), _int(sentence, 2)
+    # Up to four satellites of four fields each after three header fields, then NMEA 4.1's signal id.
+    blocks = max(0, (len(sentence.fields) - 4) // 4)
+    return _decoding(sentence, lambda talker, f: _gsv(talker, f, blocks), 5 + 4 * blocks)
+
+
+def _gsv(talker: str, f: Fields, blocks: int) -> Gsv:
+    total, number = _int(f, 1), _int(f, 2)
     if total is None or number is None:
-        raise _bad(sentence, 1 if total is None else 2, "a message count")
-    blocks = (len(sentence.fields) - 4) // 4  # four fields per satellite after the three header fields
+        raise _FieldError(1 if total is None else 2, "a message count")
     satellites = []
     for block in range(blocks):
         first = 4 + 4 * block
-        prn = _int(sentence, first)
-        if prn is None:
-            continue
-        elevation, azimuth, snr = (_int(sentence, first + offset) for offset in (1, 2, 3))
-        satellites.append(SatelliteInView(prn, elevation, azimuth, snr))
-    signal_field = 4 + 4 * blocks
-    return Gsv(
-        talker=sentence.talker,
-        total=total,
-        number=number,
-        in_view=_int(sentence, 3),
-        satellites=tuple(satellites),
-        signal_id=_text(sentence, signal_field),
-    )
+        prn = _int(f, first)
+        if prn is not None:
+            satellites.append(SatelliteInView(prn, _int(f, first + 1), _int(f, first + 2), _int(f, first + 3)))
+    return Gsv(talker, total, number, _int(f, 3), tuple(satellites), f[4 + 4 * blocks] or None)
 
 
 def decode_vtg(sentence: Sentence) -> Vtg:
-    return Vtg(
-        talker=sentence.talker,
-        course_true_deg=_float(sentence, 1),
-        course_magnetic_deg=_float(sentence, 3),
-        speed_knots=_float(sentence, 5),
-        speed_kmh=_float(sentence, 7),
-        mode=_text(sentence, 9),
-    )
+    return _decoding(sentence, _vtg, 10)
+
+
+def _vtg(talker: str, f: Fields) -> Vtg:
+    return Vtg(talker, _float(f, 1), _float(f, 3), _float(f, 5), _float(f, 7), f[9] or None)
 
 
 def decode_zda(sentence: Sentence) -> Zda:
-    day, month, year = _int(sentence, 2), _int(sentence, 3), _int(sentence, 4)
+    return _decoding(sentence, _zda, 7)
+
+
+def _zda(talker: str, f: Fields) -> Zda:
+    day, month, year = _int(f, 2), _int(f, 3), _int(f, 4)
     date = None
     if day is not None and month is not None and year is not None:
         try:
             date = dt.date(year, month, day)
         except ValueError:
-            raise _bad(sentence, 2, "a day, month and year") from None
-    return Zda(talker=sentence.talker, time=_time(sentence, 1), date=date)
+            raise _FieldError(2, "a day, month and year") from None
+    return Zda(talker, _time(f, 1), date)
 
 
 DECODERS: dict[str, Callable[[Sentence], Decoded]] = {
