@@ -7,7 +7,6 @@ that all four agree on what "verifies" means.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +88,7 @@ class ChainChecker:
         self.count = 0
         self.head = codec.GENESIS
         self.tree = merkle.CompactTree()
-        self.counts: Counter[str] = Counter()
+        self.counts: dict[str, int] = {}
         self.checkpoints = 0
         self.last_checkpoint: Checkpoint | None = None
         self._segment = ""
@@ -115,7 +114,7 @@ class ChainChecker:
         self.count += 1
         self.head = record.hash
         self.tree.append_leaf_hash(merkle.leaf_hash(record.payload))
-        self.counts[record.type] += 1
+        self.counts[record.type] = self.counts.get(record.type, 0) + 1
 
     def _check_checkpoint(self, record: codec.Record, offset: int) -> None:
         try:

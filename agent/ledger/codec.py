@@ -53,6 +53,7 @@ DURABLE_TYPES = frozenset({"consent", "switch", "request", "incident", "key_dest
 KNOWN_TYPES = frozenset({"fix_access", "upload", "consent", "switch", "incident", "request", "key_destroyed",
                          "checkpoint", "recovery"})
 MAX_TYPE_LENGTH = 32
+_SCALARS = frozenset({str, int, bytes, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,8 @@ def check_value(value: Any, where: str = "fields") -> None:
     Floats are refused because their shortest encoding is lossy-looking and depends on the value; coordinates
     are E7 integers and times integer milliseconds. The message names the place, never the value.
     """
+    if type(value) is dict and all(type(k) is str and type(item) in _SCALARS for k, item in value.items()):
+        return  # the common case: a flat map of scalars
     if value is None or isinstance(value, bool | int | str | bytes):
         return
     if isinstance(value, float):
@@ -103,6 +106,8 @@ def check_value(value: Any, where: str = "fields") -> None:
 
 
 def check_type(record_type: str) -> None:
+    if record_type in KNOWN_TYPES:
+        return
     if not isinstance(record_type, str) or not record_type or len(record_type) > MAX_TYPE_LENGTH:
         raise UsageError("record type must be a non-empty text of at most 32 characters")
     if not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in record_type):

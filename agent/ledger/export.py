@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,6 +43,9 @@ RECORDS = "records.jsonl"
 README = "README.txt"
 SEGMENT_DIR = "segments/"
 COPY_CHUNK = 1 << 20
+JSONL_BATCH = 1024
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
 Progress = Callable[[int, int], None]
 
 README_TEXT = """\
@@ -154,7 +158,8 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
         _write_member(archive, README, [README_TEXT.encode()], digests)
         for name, size in snapshot.segments:
             chunks = _segment_chunks(snapshot.directory / name, size)
-            _write_member(archive, SEGMENT_DIR + name, chunks, digests)
+            # segments are mostly ciphertext and hashes, which do not compress: store them as they are
+            _write_member(archive, SEGMENT_DIR + name, chunks, digests, compress=False)
         builder = _JsonlBuilder(snapshot, progress)
         _write_member(archive, RECORDS, builder.lines(), digests)
         manifest = _manifest(snapshot, builder, digests)
@@ -163,10 +168,13 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
 
 
 def _write_member(archive: zipfile.ZipFile, name: str, chunks: Iterator[bytes] | list[bytes],
-                  digests: dict[str, dict[str, Any]]) -> None:
+                  digests: dict[str, dict[str, Any]], *, compress: bool = True) -> None:
     digest = hashlib.sha256()
     size = 0
-    with archive.open(name, "w", force_zip64=True) as member:
+    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o600 << 16
+    with archive.open(info, "w", force_zip64=True) as member:
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
@@ -198,6 +206,7 @@ class _JsonlBuilder:
         self.erased = 0
         self.policy_versions: set[str] = set()
         self._openers: dict[str, crypto.Opener | None] = {}
+        self._time = _IsoClock()
 
     def lines(self) -> Iterator[bytes]:
         batch: list[str] = []
@@ -208,7 +217,7 @@ class _JsonlBuilder:
                 for record in SegmentScan(stream, name, limit=size).records(self.checker):
                     batch.append(self._line(record))
                     done += 1
-                    if len(batch) >= 1024:
+                    if len(batch) >= JSONL_BATCH:
                         yield "".join(batch).encode()
                         batch.clear()
                         self._report(done)
@@ -227,13 +236,14 @@ class _JsonlBuilder:
         version = record.fields.get("policy_version")
         if isinstance(version, str | int) and not isinstance(version, bool):
             self.policy_versions.add(str(version))
-        entry: dict[str, Any] = {"seq": record.seq, "time": iso_time(record.time_ms),
-                                 "time_ms": record.time_ms,
-                                 "type": record.type, "fields": to_json(record.fields),
-                                 "hash": record.hash.hex(), "prev": record.prev_hash.hex()}
+        entry: dict[str, Any] = {"seq": record.seq, "time": self._time.iso(record.time_ms),
+                                 "time_ms": record.time_ms, "type": record.type,
+                                 "fields": to_json(record.fields)}
         if record.sealed is not None:
             entry["personal"] = self._personal(record)
-        return json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
+        entry["hash"] = record.hash.hex()
+        entry["prev"] = record.prev_hash.hex()
+        return _ENCODER.encode(entry) + "\n"
 
     def _personal(self, record: codec.Record) -> Any:
         sealed = record.sealed
@@ -283,6 +293,21 @@ def _tombstone(info: KeyInfo) -> dict[str, Any]:
             "destroyed": iso_time(info.destroyed_ms or 0)}
 
 
+class _IsoClock:
+    """iso_time with the formatting of the whole second cached: records come in bursts within a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def iso(self, time_ms: int) -> str:
+        seconds, millis = divmod(time_ms, 1000)
+        if seconds != self._second:
+            self._second = seconds
+            self._prefix = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{millis:03d}Z"
+
+
 def iso_time(time_ms: int) -> str:
     seconds, millis = divmod(time_ms, 1000)
     stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -291,6 +316,8 @@ def iso_time(time_ms: int) -> str:
 
 def to_json(value: Any) -> Any:
     """CBOR values as JSON: byte strings become {"hex": ...} (JSON has no bytes)."""
+    if type(value) is dict and all(type(item) in _JSON_SCALARS for item in value.values()):
+        return value  # the common case, a flat map of text and numbers: nothing to convert
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, dict):

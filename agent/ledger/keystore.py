@@ -45,6 +45,7 @@ class KeyStore:
         self._path = path
         self._keys = keys
         self._read_only = read_only
+        self.generation = 0  # grows with every save, so that callers notice a new or destroyed key cheaply
 
     @classmethod
     def load(cls, directory: Path, *, read_only: bool = False) -> KeyStore:
@@ -101,6 +102,7 @@ class KeyStore:
             files.atomic_write(self._path, codec.dumps(body))
         except StoreError as exc:
             raise KeyStoreError(exc.message, **exc.details) from exc
+        self.generation += 1
         self._keys = keys  # only after the file is durable: memory never claims more than the disk holds
 
     def _require_writable(self) -> None:

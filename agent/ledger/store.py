@@ -160,7 +160,7 @@ class Ledger:
         self._state: _State
         self.torn_tail: TornTail | None = None
         self._last_checkpoint_mono = time.monotonic()
-        self._live_key_id: str | None = None
+        self._key_generation = -1
 
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
@@ -327,7 +327,7 @@ class Ledger:
         checker.count += 1
         checker.head = digest
         checker.tree.append_leaf_hash(merkle.leaf_hash(payload))
-        checker.counts[record_type] += 1
+        checker.counts[record_type] = checker.counts.get(record_type, 0) + 1
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
         if len(self._pending) >= WRITE_BUFFER:
@@ -343,10 +343,9 @@ class Ledger:
         return codec.Sealed(key_id, nonce, ciphertext)
 
     def _live_key_changed(self) -> bool:
-        live = [info.key_id for info in self._keys.all() if info.key is not None and info.retired_ms is None]
-        current = live[-1] if live else None
-        changed = current != self._live_key_id
-        self._live_key_id = current
+        """True once after every change of the key store (a new epoch's key, an erasure)."""
+        changed = self._keys.generation != self._key_generation
+        self._key_generation = self._keys.generation
         return changed
 
     def _now_ms(self) -> int:
@@ -623,7 +622,7 @@ class Ledger:
 
 def associated_data(seq: int, record_type: str) -> bytes:
     """Binds a ciphertext to its record, so that it cannot be moved to another one."""
-    return codec.dumps([seq, record_type])
+    return seq.to_bytes(8, "big") + record_type.encode("ascii")
 
 
 def open_sealed(record: codec.Record, key: bytes | None) -> dict[str, Any] | None:

@@ -1,0 +1,162 @@
+"""Ledger benchmarks: durable appends vs raw write+fdatasync, group-commit rate, streaming export.
+
+Each number is compared with a baseline measured in the same run on the same disk (the machines are noisy).
+The export runs in a child process so that its peak RSS (``ru_maxrss`` of children) is the export's own.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from agent.ledger import (  # noqa: E402
+    Ledger,
+    LedgerConfig,
+    codec,
+)
+
+SWITCH_FIELDS = {"desired": "off", "generation": 12345, "by_uid": 0}
+FIX_FIELDS = {"purpose": "fleet", "sink": "mqtt-eu", "precision_m": 2000}
+FIX_PERSONAL = {"lat_e7": 312304567, "lon_e7": 1214737890, "accuracy_m": 2000}
+
+
+def _result(value: float, unit: str, baseline: float, target: str, passed: bool) -> dict[str, Any]:
+    ratio = value / baseline if baseline else None
+    return {"value": round(value, 3), "unit": unit, "baseline": round(baseline, 3), "ratio": ratio,
+            "target": target, "pass": passed}
+
+
+def bench_durable(directory: Path, count: int) -> dict[str, Any]:
+    config = LedgerConfig(flush_thread=False, checkpoint_every=1_000_000)
+    with Ledger.open(directory / "durable", config) as ledger:
+        ledger.append("switch", SWITCH_FIELDS)
+        sizes_start = ledger.snapshot().segments[-1][1]
+        started = time.perf_counter()
+        for _ in range(count):
+            ledger.append("switch", SWITCH_FIELDS)
+        ledger_rate = count / (time.perf_counter() - started)
+        frame_size = (ledger.snapshot().segments[-1][1] - sizes_start) // count
+    raw_rate = _raw_write_sync_rate(directory / "raw.bin", frame_size, count)
+    ratio = ledger_rate / raw_rate
+    return _result(ledger_rate, "records/s", raw_rate, ">= 0.7 x raw write+fdatasync", ratio >= 0.7)
+
+
+def _raw_write_sync_rate(path: Path, size: int, count: int) -> float:
+    data = os.urandom(size)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fdatasync(fd)
+        started = time.perf_counter()
+        for _ in range(count):
+            os.write(fd, data)
+            os.fdatasync(fd)
+        return count / (time.perf_counter() - started)
+    finally:
+        os.close(fd)
+
+
+def bench_group(directory: Path, count: int) -> tuple[dict[str, Any], int]:
+    config = LedgerConfig(flush_thread=False)
+    with Ledger.open(directory / "group", config) as ledger:
+        before = ledger.snapshot().segments[-1][1]
+        started = time.perf_counter()
+        for _ in range(count):
+            ledger.append("fix_access", FIX_FIELDS, personal=FIX_PERSONAL)
+        ledger.flush()
+        rate = count / (time.perf_counter() - started)
+        frame_size = (ledger.snapshot().segments[-1][1] - before) // count
+    baseline = _raw_encode_rate(count)
+    return _result(rate, "records/s", baseline, ">= 20000 records/s", rate >= 20_000), frame_size
+
+
+def _raw_encode_rate(count: int) -> float:
+    """What the CBOR encoding and framing alone allow (no crypto, hashing or I/O)."""
+    started = time.perf_counter()
+    for seq in range(count):
+        body = {"v": 1, "seq": seq, "t": 1_700_000_000_000, "type": "fix_access", "prev": codec.GENESIS,
+                "f": FIX_FIELDS}
+        codec.encode_frame(codec.dumps(body))
+    return count / (time.perf_counter() - started)
+
+
+def build_log(directory: Path, count: int) -> None:
+    config = LedgerConfig(flush_thread=False)
+    with Ledger.open(directory, config) as ledger:
+        for index in range(count):
+            ledger.append("fix_access", FIX_FIELDS, personal=FIX_PERSONAL)
+            if index % 50_000 == 0:
+                ledger.flush()
+
+
+_CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from agent.ledger import Ledger
+    state, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    with Ledger.open(state, read_only=True) as ledger:
+        started = time.perf_counter()
+        if mode == "export":
+            summary = ledger.export(out, overwrite=True)
+            records = summary.records
+        else:
+            records = ledger.verify().records
+        elapsed = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({{"records": records, "seconds": elapsed, "peak_kb": peak_kb}}))
+""")
+
+
+def _child(state: Path, out: Path, mode: str) -> dict[str, Any]:
+    import json
+
+    code = _CHILD.format(root=str(HERE.parent))
+    done = subprocess.run([sys.executable, "-c", code, str(state), str(out), mode], check=True,
+                          capture_output=True, text=True, timeout=900)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def bench_export(directory: Path, count: int) -> dict[str, dict[str, Any]]:
+    state = directory / "export-state"
+    build_log(state, count)
+    verified = _child(state, directory / "unused.zip", "verify")
+    exported = _child(state, directory / "export.zip", "export")
+    rate = exported["records"] / exported["seconds"]
+    verify_rate = verified["records"] / verified["seconds"]
+    peak_mb = exported["peak_kb"] / 1024
+    baseline_mb = verified["peak_kb"] / 1024
+    _ = resource  # ru_maxrss is read inside the child, per process
+    return {
+        f"ledger_export_rate_{count}": _result(rate, "records/s", verify_rate, ">= 50000 records/s",
+                                               rate >= 50_000),
+        f"ledger_export_peak_rss_{count}": _result(peak_mb, "MB", baseline_mb, "< 100 MB", peak_mb < 100),
+    }
+
+
+def run(quick: bool) -> dict[str, dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-", dir=os.environ.get("BENCH_DIR")) as name:
+        directory = Path(name)
+        results = {"ledger_durable_append": bench_durable(directory, 300 if quick else 2000)}
+        group, frame_size = bench_group(directory, 20_000 if quick else 200_000)
+        group["unit"] = f"records/s ({frame_size}-byte records)"
+        results["ledger_group_commit_append"] = group
+        results.update(bench_export(directory, 100_000 if quick else 1_000_000))
+        return results
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
