@@ -55,6 +55,7 @@ _CODED_FINALS: tuple[tuple[str, FinalKind], ...] = (("+CME ERROR:", "CME"), ("+C
 _LINE_END = re.compile(rb"[\r\n]")
 _BLANK_RUN = re.compile(rb"[\r\n]*")
 _PLUS_PREFIX = re.compile(r"(\+[A-Za-z0-9_]+)\s*:", re.ASCII)
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 _PROMPT = b"> "
 _SMS_END = b"\x1a"  # Ctrl-Z ends a prompted payload
 _ESCAPE = b"\x1b"  # ESC cancels it
@@ -90,7 +91,7 @@ def _check_command(command: Command) -> None:
     text = command.text
     if not text.upper().startswith("AT"):
         raise LocalProtocolError("a command must start with AT")
-    if not all(" " <= char <= "~" for char in text):
+    if _NOT_PRINTABLE_ASCII.search(text):
         raise LocalProtocolError("a command may hold printable ASCII only (no CR, LF or control bytes)",
                                  command=command.name)
     if command.prefix is not None and not command.prefix.startswith("+"):
