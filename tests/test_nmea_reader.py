@@ -16,9 +16,13 @@ GGA = b"$GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,*4
 
 
 def read_all(
-    data: bytes, chunks: list[int] | None = None, **options: object
+    data: bytes,
+    chunks: list[int] | None = None,
+    *,
+    max_sentence_bytes: int = 256,
+    allow_missing_checksum: bool = False,
 ) -> tuple[list[Sentence], dict[str, int]]:
-    reader = NmeaReader(**options)  # type: ignore[arg-type]
+    reader = NmeaReader(max_sentence_bytes, allow_missing_checksum=allow_missing_checksum)
     sentences: list[Sentence] = []
     position = 0
     for size in chunks or []:
@@ -31,8 +35,8 @@ def read_all(
     return sentences, reader.counters.as_dict()
 
 
-def counters(data: bytes, **options: object) -> dict[str, int]:
-    found = read_all(data, **options)[1]
+def counters(data: bytes, max_sentence_bytes: int = 256) -> dict[str, int]:
+    found = read_all(data, max_sentence_bytes=max_sentence_bytes)[1]
     return {name: value for name, value in found.items() if value}
 
 
