@@ -18,7 +18,7 @@ from typing import Any
 import cbor2
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "firmware_shims"))
+sys.path.append(str(ROOT / "firmware_shims"))
 
 import privacy_guard as pg  # noqa: E402
 import privacy_guard_fakes as fakes  # noqa: E402

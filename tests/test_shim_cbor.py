@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 SHIMS = Path(__file__).resolve().parents[1] / "firmware_shims"
 VECTORS = Path(__file__).resolve().parent / "data" / "guard"
 if str(SHIMS) not in sys.path:
-    sys.path.insert(0, str(SHIMS))
+    sys.path.append(str(SHIMS))  # appended: never shadows installed modules
 
 import privacy_guard  # noqa: E402
 

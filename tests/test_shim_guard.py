@@ -18,7 +18,7 @@ import pytest
 
 SHIMS = Path(__file__).resolve().parents[1] / "firmware_shims"
 if str(SHIMS) not in sys.path:
-    sys.path.insert(0, str(SHIMS))
+    sys.path.append(str(SHIMS))  # appended: never shadows installed modules
 
 import privacy_guard as pg  # noqa: E402
 import privacy_guard_fakes as fakes  # noqa: E402

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 SHIMS = Path(__file__).resolve().parents[1] / "firmware_shims"
 VECTORS = Path(__file__).resolve().parent / "data" / "guard"
 if str(SHIMS) not in sys.path:
-    sys.path.insert(0, str(SHIMS))
+    sys.path.append(str(SHIMS))  # appended: never shadows installed modules
 
 import privacy_guard as pg  # noqa: E402
 import privacy_guard_fakes as fakes  # noqa: E402
