@@ -334,6 +334,11 @@ def test_max_line_bytes_must_be_sensible() -> None:
         ("ATI", "ATI"),
         ("AT+CPIN?;+CSQ", "AT+CPIN"),
         ('AT+CMGS="+15550100"', "AT+CMGS"),
+        ("ATD+15550100;", "ATD"),
+        ("AT&W", "AT&W"),
+        ("AT", "AT"),
+        ("AT+QGPS LOC?", "AT+QGPS"),
+        ("hello", "(not an AT command)"),
     ],
 )
 def test_command_name_has_no_arguments(text: str, name: str) -> None:
@@ -358,3 +363,12 @@ def test_plus_prefix() -> None:
     assert plus_prefix("+qgps : 1") == "+QGPS"
     assert plus_prefix("+639544817486") is None
     assert plus_prefix("RDY") is None
+
+
+def test_public_api_is_pinned() -> None:
+    import agent.at
+
+    assert sorted(agent.at.__all__) == sorted([
+        "KNOWN_PLAIN_URCS", "NEED_DATA", "Command", "Connection", "Echo", "Event", "Final", "FinalKind",
+        "NeedData", "Prompt", "Response", "Stray", "Urc", "parse_final", "plus_prefix"])
+    assert all(hasattr(agent.at, name) for name in agent.at.__all__)

@@ -8,6 +8,7 @@ one-member enum so that ``event is NEED_DATA`` narrows the type for mypy.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Final as TypingFinal
 from typing import Literal
@@ -18,16 +19,15 @@ FinalKind = Literal["OK", "ERROR", "CME", "CMS", "CONNECT", "NO_CARRIER"]
 SUCCESS_KINDS: TypingFinal = frozenset({"OK", "CONNECT"})
 
 
+# The command word only: AT, a basic command letter (ATE, ATI, ATD), AT&<letter>, or an extended +NAME. What
+# follows (digits, '=', '?', a dial string) can be an argument, and arguments may be personal.
+_COMMAND_WORD = re.compile(r"AT(?:[+^$%#][A-Z0-9_]+|&[A-Z]|[A-Z])?", re.ASCII | re.IGNORECASE)
+
+
 def _command_name(text: str) -> str:
     """The first command of ``text`` without arguments: ``AT+QGPSCFG="autogps",0`` -> ``AT+QGPSCFG``."""
-    first = text.split(";", 1)[0].strip()
-    for index, char in enumerate(first):
-        if char in "=?":
-            return first[:index].upper()
-    name = first.upper()
-    if "+" not in name:
-        name = name.rstrip("0123456789")  # basic commands carry their argument as digits: ATE0 -> ATE
-    return name
+    match = _COMMAND_WORD.match(text.strip())
+    return match.group(0).upper() if match else "(not an AT command)"
 
 
 def _prefix_of(segment: str) -> str | None:
