@@ -1,0 +1,220 @@
+"""Typed decoders and the fix assembler."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.errors import NmeaError
+from agent.model import Fix
+from agent.nmea import (
+    FixAssembler,
+    FixDecoder,
+    Gga,
+    Gns,
+    Gsa,
+    Gsv,
+    NmeaReader,
+    Proprietary,
+    Rmc,
+    Sentence,
+    Unknown,
+    Vtg,
+    Zda,
+    decode,
+    with_checksum,
+)
+
+
+def sentence(body: str) -> Sentence:
+    reader = NmeaReader()
+    reader.feed(with_checksum(body).encode() + b"\r\n")
+    found = list(reader)
+    assert len(found) == 1, reader.counters
+    return found[0]
+
+
+def fixes(*bodies: str) -> list[Fix]:
+    decoder = FixDecoder()
+    return (
+        decoder.feed("".join(with_checksum(body) + "\r\n" for body in bodies).encode()) + decoder.feed_eof()
+    )
+
+
+# -- decoders ------------------------------------------------------------------------------------------------
+
+
+def test_gga_with_fix() -> None:
+    gga = decode(sentence("GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,"))
+    assert isinstance(gga, Gga)
+    assert gga.talker == "GP"
+    assert gga.time == dt.time(2, 20, 21)
+    assert gga.lat == pytest.approx(-(36 + 44.759368 / 60), abs=1e-12)
+    assert gga.lon == pytest.approx(174 + 44.072860 / 60, abs=1e-12)
+    assert (gga.quality, gga.satellites, gga.hdop, gga.altitude_m, gga.geoid_separation_m) == (
+        1,
+        7,
+        1.1,
+        56.1,
+        37.0,
+    )
+
+
+@pytest.mark.parametrize("talker", ["GP", "GN", "GL", "GA", "GB", "BD", "GQ"])
+def test_decoders_do_not_care_about_the_talker(talker: str) -> None:
+    rmc = decode(sentence(f"{talker}RMC,005524.00,A,4926.533828,N,01732.431995,W,0.0,73.2,040122,2.1,E,A,V"))
+    assert isinstance(rmc, Rmc)
+    assert rmc.talker == talker
+    assert rmc.date == dt.date(2022, 1, 4)
+    assert rmc.lon is not None and rmc.lon < 0
+    assert (rmc.status, rmc.speed_knots, rmc.course_deg, rmc.mode) == ("A", 0.0, 73.2, "A")
+
+
+def test_empty_sentences_of_a_receiver_without_fix() -> None:
+    gga = decode(sentence("GPGGA,,,,,,0,,,,,,,,"))
+    assert gga == Gga("GP", None, None, None, 0, None, None, None, None)
+    rmc = decode(sentence("GPRMC,,V,,,,,,,,,,N"))
+    assert isinstance(rmc, Rmc)
+    assert (rmc.status, rmc.lat, rmc.lon, rmc.time, rmc.date) == ("V", None, None, None, None)
+    vtg = decode(sentence("GPVTG,,T,,M,,N,,K,N"))
+    assert vtg == Vtg("GP", None, None, None, None, "N")
+    gsa = decode(sentence("GPGSA,A,1,,,,,,,,,,,,,,,"))
+    assert gsa == Gsa("GP", "A", 1, (), None, None, None, None)
+
+
+def test_gns_gsa_gsv_zda() -> None:
+    gns = decode(sentence("GNGNS,051348.00,6001.336799,N,03014.169009,E,AAN,09,0.9,15.8,16.0,,,V"))
+    assert isinstance(gns, Gns)
+    assert (gns.mode, gns.satellites, gns.hdop, gns.altitude_m) == ("AAN", 9, 0.9, 15.8)
+    gsa = decode(sentence("GNGSA,A,3,14,23,17,15,19,24,13,,,,,,1.25,0.67,1.05,1"))
+    assert gsa == Gsa("GN", "A", 3, (14, 23, 17, 15, 19, 24, 13), 1.25, 0.67, 1.05, 1)
+    gsv = decode(sentence("GPGSV,3,3,11,24,,,,39,,,34,46,,,49,1"))
+    assert isinstance(gsv, Gsv)
+    assert (gsv.total, gsv.number, gsv.in_view, gsv.signal_id) == (3, 3, 11, "1")
+    assert [(sat.prn, sat.elevation_deg, sat.snr_db) for sat in gsv.satellites] == [
+        (24, None, None),
+        (39, None, 34),
+        (46, None, 49),
+    ]
+    zda = decode(sentence("GNZDA,103607.00,06,03,2021,00,00"))
+    assert zda == Zda("GN", dt.time(10, 36, 7), dt.date(2021, 3, 6))
+
+
+def test_fractional_seconds() -> None:
+    gga = decode(
+        sentence("GPGGA,132820.60,4134.49821229,N,09345.03351845,W,2,09,1.0,278.020,M,-31.442,M,7.6,0133")
+    )
+    assert isinstance(gga, Gga)
+    assert gga.time == dt.time(13, 28, 20, 600000)
+
+
+def test_proprietary_and_unknown_pass_through() -> None:
+    assert decode(sentence("PQGSV,4,1,13")) == Proprietary("PQGSV", ("PQGSV", "4", "1", "13"))
+    assert decode(sentence("GNFOO,,")) == Unknown("GN", "FOO", ("GNFOO", "", ""))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("GNRMC,121614.00,A,5327.04173,N,00214.41443,W,X.138,,200122,,,A,V", "RMC field 7"),
+        ("GPGGA,256000.00,5327.04173,N,00214.41443,W,1,07,1.1,56.1,M,37.0,M,,", "GGA field 1"),
+        ("GPGGA,120000.00,5327.04173,Q,00214.41443,W,1,07,1.1,56.1,M,37.0,M,,", "GGA field 3"),
+        ("GPGGA,120000.00,9327.04173,N,00214.41443,W,1,07,1.1,56.1,M,37.0,M,,", "GGA field 2"),
+        ("GPGGA,120000.00,5327.04173,N,18114.41443,W,1,07,1.1,56.1,M,37.0,M,,", "GGA field 4"),
+        ("GPGGA,120000.00,nan,N,00214.41443,W,1,07,1.1,56.1,M,37.0,M,,", "GGA field 2"),
+        ("GPGGA,120000.00,5327.04173,N,00214.41443,W,1,07,inf,56.1,M,37.0,M,,", "GGA field 8"),
+        ("GPRMC,120000.00,A,5327.04173,N,00214.41443,W,0.1,,310221,,,A", "RMC field 9"),
+        ("GNZDA,103607.00,31,02,2021,00,00", "ZDA field 2"),
+        ("GPGSV,x,1,11", "GSV field 1"),
+    ],
+)
+def test_bad_fields_name_the_field_but_never_the_value(body: str, field: str) -> None:
+    with pytest.raises(NmeaError, match=field) as caught:
+        decode(sentence(body))
+    for value in ("5327", "00214", "X.138", "9327", "18114", "256000", "nan", "inf"):
+        assert value not in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["GGA", "RMC", "GNS", "GSA", "GSV", "VTG", "ZDA"]),
+    fields=st.lists(st.text(alphabet="0123456789.-NSEWAV+e", max_size=12), max_size=22),
+)
+def test_decoders_raise_only_nmea_error(kind: str, fields: list[str]) -> None:
+    checked = sentence(",".join([f"GP{kind}", *fields]))
+    try:
+        decode(checked)
+    except NmeaError:
+        pass
+    assembler = FixAssembler()
+    fix = assembler.push(checked)
+    assert fix is None or fix.valid in (True, False)
+
+
+# -- fix assembly --------------------------------------------------------------------------------------------
+
+
+def test_no_fix_yet_gives_invalid_fixes_without_position() -> None:
+    found = fixes(
+        "GPGGA,,,,,,0,,,,,,,,",
+        "GPRMC,,V,,,,,,,,,,N",
+        "GPGGA,235946.005,8960.000000,N,00000.000000,E,0,0,,137.000,M,13.000,M,,",
+        "GPRMC,235946.005,V,8960.000000,N,00000.000000,E,0.000,0.00,050180,,,N",
+        "GNGNS,051348.00,6001.336799,N,03014.169009,E,NNN,00,,,,,,V",
+    )
+    assert [fix.source for fix in found] == ["GGA", "RMC", "GGA", "RMC", "GNS"]
+    for fix in found:
+        assert not fix.valid
+        assert (fix.lat, fix.lon, fix.altitude_m, fix.speed_kmh, fix.course_deg) == (None,) * 5
+
+
+def test_one_epoch_gga_vtg_rmc() -> None:
+    gga, rmc = fixes(
+        "GPRMC,022020.00,A,3644.759368,S,17444.072860,E,0.0,301.9,071020,18.3,E,A,V",
+        "GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,",
+        "GPVTG,301.9,T,283.6,M,2.0,N,3.7,K,A",
+        "GPRMC,022021.00,A,3644.759371,S,17444.072860,W,1.0,301.9,071020,18.3,E,A,V",
+    )[1:]
+    assert gga.source == "GGA" and gga.valid
+    assert gga.time == dt.datetime(2020, 10, 7, 2, 20, 21, tzinfo=dt.UTC)
+    assert gga.lat == pytest.approx(-36.745989467, abs=1e-9)
+    assert (gga.altitude_m, gga.hdop, gga.satellites, gga.fix_quality, gga.talker) == (56.1, 1.1, 7, 1, "GP")
+    assert gga.speed_kmh is None  # VTG comes after GGA in this epoch
+    assert rmc.source == "RMC"
+    assert rmc.time == gga.time
+    assert rmc.lon == pytest.approx(-174.734547667, abs=1e-9)  # west is negative
+    assert rmc.speed_kmh == pytest.approx(1.852)  # its own speed wins over the VTG before it
+    assert (rmc.altitude_m, rmc.hdop, rmc.satellites) == (56.1, 1.1, 7)  # from the GGA of the same epoch
+
+
+def test_gga_before_any_date_has_no_time() -> None:
+    (gga,) = fixes("GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,")
+    assert gga.valid and gga.time is None
+
+
+def test_date_from_zda_and_midnight_roll_over() -> None:
+    found = fixes(
+        "GNZDA,235959.00,31,12,2020,00,00",
+        "GNGGA,235959.00,4739.71754,N,12219.58177,W,1,17,0.8,77.5,M,-21.6,M,,",
+        "GNGGA,000000.00,4739.71754,N,12219.58177,W,1,17,0.8,77.5,M,-21.6,M,,",
+        "GNRMC,000001.00,A,4739.71754,N,12219.58177,W,0.00,286.35,010121,,,A,V",
+        "GNGGA,000001.00,4739.71754,N,12219.58177,W,1,17,0.8,77.5,M,-21.6,M,,",
+    )
+    times = [fix.time for fix in found]
+    assert times == [
+        dt.datetime(2020, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(2021, 1, 1, 0, 0, 0, tzinfo=dt.UTC),
+        dt.datetime(2021, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2021, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
+    ]
+    assert found[0].lon == pytest.approx(-(122 + 19.58177 / 60))
+
+
+def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
+    decoder = FixDecoder()
+    data = with_checksum("GNRMC,121614.00,A,5327.04173,N,00214.41443,W,X.138,,200122,,,A,V") + "\r\n"
+    assert decoder.feed(data.encode()) == []
+    assert decoder.assembler.undecodable == 1
