@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -306,6 +306,8 @@ class Ledger:
     def _append_locked(self, record_type: str, fields: Mapping[str, Any], personal: Mapping[str, Any] | None,
                        epoch: int | None) -> RecordRef:
         state = self._state
+        if state.segments[-1][1] >= self._config.segment_bytes:
+            self._rotate()  # before the record is built: rotation itself appends a checkpoint
         checker = state.checker
         time_ms = self._now_ms()
         seq = checker.count
@@ -315,8 +317,6 @@ class Ledger:
         payload = codec.encode_record(seq=seq, time_ms=time_ms, record_type=record_type,
                                       prev_hash=checker.head, fields=fields, sealed=sealed)
         frame = codec.encode_frame(payload)
-        if state.segments[-1][1] > 0 and state.segments[-1][1] + len(frame) > self._config.segment_bytes:
-            self._rotate()
         digest = codec.record_hash(payload)
         self._pending += frame
         state.segments[-1][1] += len(frame)
@@ -399,9 +399,12 @@ class Ledger:
                     return  # recorded in self._failed; the next call reports it
 
     def _rotate(self) -> None:
+        """Close the full segment and start the next one with a signed checkpoint, whose copy in
+        checkpoint.cbor then shows when the newest segment goes missing."""
         self._sync_locked()
         self._close_fd()
         self._create_segment()
+        self.checkpoint()
 
     def _create_segment(self) -> None:
         name = segment_name(self._state.checker.count)
@@ -531,6 +534,18 @@ class Ledger:
         with self._lock:
             key = self._keys.key(record.sealed.key_id)
         return open_sealed(record, key)
+
+    def records(self) -> Iterator[codec.Record]:
+        """Every record in log order (of a snapshot taken now), chain-checked as it is read."""
+        snapshot = self.snapshot()
+        checker = ChainChecker(snapshot.public_key)
+        for name, size in snapshot.segments:
+            path = snapshot.directory / name
+            with os.fdopen(files.open_for_read(path), "rb") as stream:
+                try:
+                    yield from SegmentScan(stream, name, limit=size).records(checker)
+                except OSError as exc:
+                    raise files.store_error("read", path, exc) from exc
 
     def snapshot(self) -> Snapshot:
         """A consistent view (everything appended so far is written to the kernel first)."""
