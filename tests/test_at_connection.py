@@ -317,6 +317,11 @@ def test_binary_garbage_is_decoded_with_replacement() -> None:
     assert events[1] == ok(CSQ, "+CSQ: 1,1")
 
 
+def test_nul_padding_counts_as_blank() -> None:
+    data = b"\x00\x00\r\n\x00RDY\x00\r\n+CSQ: 1,1\r\nOK\r\n"
+    assert every_way(data, CSQ) == [Urc("RDY"), ok(CSQ, "+CSQ: 1,1")]
+
+
 def test_max_line_bytes_must_be_sensible() -> None:
     with pytest.raises(ValueError):
         Connection(max_line_bytes=1)

@@ -2,8 +2,8 @@
 
 Strategy:
 - Framing: CR and LF each end a line, so CRLF, CR alone and LF alone all work and a CR LF pair never
-  needs lookahead (the LF just ends an empty line). Empty and whitespace-only lines are skipped. Because
-  no decision ever looks past a line end, the events do not depend on how the bytes were chunked.
+  needs lookahead (the LF just ends an empty line). Lines holding only spaces, tabs or NULs are skipped.
+  Because no decision ever looks past a line end, the events do not depend on how the bytes were chunked.
 - The ``> `` prompt is the one token without a line end; it is looked for only at the start of a line
   and only while a prompt-expecting command is pending, and a lone ``>`` waits for the next byte.
 - Lines are decoded as UTF-8 with ``errors="replace"``: binary garbage becomes U+FFFD characters inside
@@ -55,6 +55,7 @@ _CODED_FINALS: tuple[tuple[str, FinalKind], ...] = (("+CME ERROR:", "CME"), ("+C
 _LINE_END = re.compile(rb"[\r\n]")
 _BLANK_RUN = re.compile(rb"[\r\n]*")
 _PLUS_PREFIX = re.compile(r"(\+[A-Za-z0-9_]+)\s*:", re.ASCII)
+_PADDING = " \t\v\f\x00"  # modules pad with NULs around power-up; such lines count as blank
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 _PROMPT = b"> "
 _SMS_END = b"\x1a"  # Ctrl-Z ends a prompted payload
@@ -203,7 +204,7 @@ class Connection:
             raw = self._maybe_extract_line()
             if raw is None:
                 return NEED_DATA
-            text = raw.decode("utf-8", errors="replace").strip()
+            text = raw.decode("utf-8", errors="replace").strip(_PADDING)
             if text:
                 event = self._route(text)
                 if event is not None:
