@@ -14,14 +14,19 @@ from agent.ledger import codec, merkle
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=20),
                     st.binary(max_size=20))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                      max_leaves=12)
+
+
+def _containers(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4))
+
+
+values = st.recursive(scalars, _containers, max_leaves=12)
 field_maps = st.dictionaries(st.text(max_size=12), values, max_size=6)
 
 
 @given(fields=field_maps, seq=st.integers(0, 2**40), time_ms=st.integers(0, 2**45))
-def test_records_are_deterministic_cbor_and_round_trip(fields: dict[str, object], seq: int, time_ms: int) -> None:
+def test_records_are_deterministic_cbor_and_round_trip(fields: dict[str, object], seq: int,
+                                                       time_ms: int) -> None:
     codec.check_value(fields)
     sealed = codec.Sealed("00ff", bytes(12), b"ciphertext")
     payload = codec.encode_record(seq=seq, time_ms=time_ms, record_type="fix_access", prev_hash=bytes(32),

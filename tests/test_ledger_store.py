@@ -250,13 +250,12 @@ def test_close_makes_group_committed_records_durable(tmp_path: Path) -> None:
 # -- bad input, permissions, locking ------------------------------------------------------------------------
 def test_bad_appends_are_usage_errors_and_change_nothing(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, CONFIG) as ledger:
-        for call in (lambda: ledger.append("fix_access", {"lat": 1.5}),
-                     lambda: ledger.append("fix_access", {}, personal={"lat": 31.25}),
-                     lambda: ledger.append("bad type", {}),
-                     lambda: ledger.append("checkpoint", {}),
-                     lambda: ledger.append("upload", {}, personal={"a": 1}, epoch=-1)):
+        attempts: list[tuple[str, dict[str, object], dict[str, object] | None, int | None]] = [
+            ("fix_access", {"lat": 1.5}, None, None), ("fix_access", {}, {"lat": 31.25}, None),
+            ("bad type", {}, None, None), ("checkpoint", {}, None, None), ("upload", {}, {"a": 1}, -1)]
+        for record_type, fields, personal, epoch in attempts:
             with pytest.raises(UsageError) as caught:
-                call()
+                ledger.append(record_type, fields, personal=personal, epoch=epoch)
             assert "31.25" not in str(caught.value)
         assert ledger.head()[0] == 0
 
@@ -302,7 +301,8 @@ def test_read_only_refuses_writes_and_a_missing_ledger(tmp_path: Path) -> None:
         Ledger.open(tmp_path, CONFIG, read_only=True)
     with Ledger.open(tmp_path, CONFIG) as ledger:
         ledger.append("switch", {})
-    with Ledger.open(tmp_path, CONFIG, read_only=True) as ledger, pytest.raises(StoreError, match="read-only"):
+    with (Ledger.open(tmp_path, CONFIG, read_only=True) as ledger,
+          pytest.raises(StoreError, match="read-only")):
         ledger.append("switch", {})
 
 
