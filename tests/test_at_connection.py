@@ -152,6 +152,12 @@ def test_final_results(line: str, final: Final) -> None:
     assert parse_final(line) == final
 
 
+def test_absurd_error_codes_are_kept_as_text() -> None:
+    line = "+CME ERROR: " + "9" * 5000
+    events = collect([line.encode() + b"\r\n"], CSQ, max_line_bytes=6000)
+    assert events == [Response(CSQ, (), Final("CME", None, line))]
+
+
 def test_numeric_finals_only_when_enabled() -> None:
     command = Command("AT+CGMM", prefix=None)
     assert every_way(b"EC25\r0\r", command) == []  # V1: "0" is an info line; still pending

@@ -78,7 +78,8 @@ def parse_final(line: str, *, numeric: bool = False) -> Final | None:
     for marker, coded_kind in _CODED_FINALS:
         if upper.startswith(marker):
             detail = line[len(marker):].strip()
-            return Final(coded_kind, int(detail) if detail.isdigit() and detail.isascii() else None, line)
+            numeric_code = detail.isascii() and detail.isdigit() and len(detail) <= 9  # no huge-int parsing
+            return Final(coded_kind, int(detail) if numeric_code else None, line)
     return None
 
 
