@@ -148,6 +148,15 @@ def test_newest_valid_copy_wins() -> None:
     assert module.copies() == ((True, 6), (True, 6))
 
 
+def test_newer_backup_beats_an_older_valid_primary() -> None:
+    module = Module()
+    module.write_record(PRIMARY, True, 4)
+    module.write_record(BACKUP, False, 5)
+    module.guard.boot()
+    assert (module.guard.on, module.guard.source, module.guard.error) == (False, "backup", pg.FILE_DAMAGED)
+    assert module.copies() == ((False, 6), (False, 6))
+
+
 def test_missing_backup_is_rewritten_from_primary() -> None:
     module = Module(switch=False, gen=7)
     del module.fs.files[BACKUP]

@@ -65,6 +65,14 @@ def test_overlong_line_is_reported_once_then_the_reader_resynchronises() -> None
     assert drain(reader) == [pg.TOO_LONG, b"PG 9 VER"]
 
 
+def test_tail_of_a_dropped_line_is_not_taken_for_a_request() -> None:
+    reader = pg.LineReader(max_line=16)
+    reader.feed(b"Z" * 40)
+    assert reader.next_line() is None
+    reader.feed(b"PG 1 SET ON\nPG 2 VER\n")  # the end of the overlong line looks like a request
+    assert drain(reader) == [pg.TOO_LONG, b"PG 2 VER"]
+
+
 def test_overlong_line_arriving_whole_is_too_long() -> None:
     reader = pg.LineReader(max_line=16)
     reader.feed(b"Y" * 17 + b"\n" + b"Y" * 16 + b"\n")
