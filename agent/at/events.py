@@ -8,6 +8,7 @@ one-member enum so that ``event is NEED_DATA`` narrows the type for mypy.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final as TypingFinal
@@ -24,6 +25,7 @@ SUCCESS_KINDS: TypingFinal = frozenset({"OK", "CONNECT"})
 _COMMAND_WORD = re.compile(r"AT(?:[+^$%#][A-Z0-9_]+|&[A-Z]|[A-Z])?", re.ASCII | re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=512)  # parsers ask for the name of the same few commands over and over
 def _command_name(text: str) -> str:
     """The first command of ``text`` without arguments: ``AT+QGPSCFG="autogps",0`` -> ``AT+QGPSCFG``."""
     match = _COMMAND_WORD.match(text.strip())
