@@ -1,0 +1,227 @@
+"""Erasure by crypto-shredding, retention, and the access-request export with its offline verifier."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.errors import ExportError, UsageError
+from agent.ledger import Ledger, LedgerConfig
+from agent.ledger.export import verify_export
+from tests.ledger_support import CONFIG, LAT, MARKER, FakeClock, all_bytes, fill
+
+DAY_S = 86_400
+
+
+def export_bytes(path: Path) -> bytes:
+    """Every member of an export, decompressed, so that a search sees what a reader would."""
+    with zipfile.ZipFile(path) as archive:
+        return b"".join(archive.read(name) for name in archive.namelist())
+
+
+def plaintexts(index: int) -> list[bytes]:
+    return [MARKER.encode(), cbor2.dumps(LAT + index), str(LAT + index).encode()]
+
+
+def read_lines(path: Path) -> list[dict[str, object]]:
+    with zipfile.ZipFile(path) as archive:
+        return [json.loads(line) for line in archive.read("records.jsonl").splitlines()]
+
+
+# -- erase --------------------------------------------------------------------------------------------------
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(2, 25), scope=st.sampled_from(["everything", "epoch", "time_range"]))
+def test_erase_keeps_the_chain_and_leaves_no_plaintext_anywhere(tmp_path_factory: pytest.TempPathFactory,
+                                                               count: int, scope: str) -> None:
+    state = tmp_path_factory.mktemp("state")
+    clock = FakeClock()
+    with Ledger.open(state, CONFIG, clock=clock) as ledger:
+        fill(ledger, count)
+        ledger.export(state / "before.zip")
+        assert MARKER.encode() in export_bytes(state / "before.zip")  # the search below can find it
+        epoch = int(clock.now) // DAY_S
+        if scope == "everything":
+            summary = ledger.erase(everything=True)
+        elif scope == "epoch":
+            summary = ledger.erase(epoch=epoch)
+        else:
+            millis = int(clock.now * 1000)
+            summary = ledger.erase(time_range=(millis - 1, millis + 1))
+        personal_records = sum(1 for index in range(count) if index % 3 != 0)
+        assert summary.records_affected == personal_records
+        assert summary.keys_destroyed == (1 if personal_records else 0)
+        report = ledger.verify()
+        ledger.export(state / "after.zip")
+    (state / "before.zip").unlink()
+    everything = all_bytes(state)
+    exported = export_bytes(state / "after.zip")
+    for index in range(count):
+        if index % 3 != 0:
+            for secret in plaintexts(index)[:2]:
+                assert secret not in everything
+                assert secret not in exported
+    assert verify_export(state / "after.zip").records == report.records
+    lines = read_lines(state / "after.zip")
+    erased = [line for line in lines if line["type"] == "fix_access"]
+    assert all(line["personal"] == {"erased": True, "key_id": line["personal"]["key_id"]}  # type: ignore[index]
+               for line in erased)
+    assert lines[-1]["type"] == "key_destroyed" or summary.keys_destroyed == 0
+
+
+def test_erase_by_epoch_spares_other_epochs(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Ledger.open(tmp_path, CONFIG, clock=clock) as ledger:
+        old = ledger.append("fix_access", {}, personal={"lat_e7": 1}, epoch=7)
+        new = ledger.append("fix_access", {}, personal={"lat_e7": 2}, epoch=8)
+        summary = ledger.erase(epoch=7)
+        assert (summary.epochs, summary.records_affected) == ((7,), 1)
+        records = {record.seq: record for record in ledger.records()}
+        assert ledger.open_personal(records[old.seq]) is None
+        assert ledger.open_personal(records[new.seq]) == {"lat_e7": 2}
+        destroyed = ledger.last_record_of_type("key_destroyed")
+        assert destroyed is not None and destroyed.fields["scope"] == "epoch"
+        assert destroyed.fields["epochs"] == [7]
+
+
+def test_new_personal_data_after_erase_uses_a_new_key(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        ledger.append("fix_access", {}, personal={"lat_e7": 1})
+        ledger.erase(everything=True)
+        ledger.append("fix_access", {}, personal={"lat_e7": 2})
+        last = ledger.last_record_of_type("fix_access")
+        assert last is not None and ledger.open_personal(last) == {"lat_e7": 2}
+
+
+def test_erase_needs_exactly_one_selector(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        for kwargs in ({}, {"epoch": 1, "everything": True}, {"time_range": (5, 1)}):
+            with pytest.raises(UsageError):
+                ledger.erase(**kwargs)
+
+
+def test_retention_destroys_old_keys_when_a_new_epoch_starts(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = LedgerConfig(flush_thread=False, retention_days=2)
+    with Ledger.open(tmp_path, config, clock=clock) as ledger:
+        ledger.append("fix_access", {}, personal={"lat_e7": 1})
+        clock.now += DAY_S
+        ledger.append("fix_access", {}, personal={"lat_e7": 2})
+        assert ledger.last_record_of_type("key_destroyed") is None  # retired one day ago: kept
+        clock.now += 3 * DAY_S
+        ledger.append("fix_access", {}, personal={"lat_e7": 3})
+        destroyed = ledger.last_record_of_type("key_destroyed")
+        assert destroyed is not None and destroyed.fields["reason"] == "retention"
+        fixes = [record for record in ledger.records() if record.type == "fix_access"]
+        personal = [ledger.open_personal(record) for record in fixes]
+        assert personal == [None, {"lat_e7": 2}, {"lat_e7": 3}]  # the second key retired only now
+        ledger.verify()
+
+
+# -- export -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def exported(tmp_path: Path) -> Path:
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        fill(ledger, 14)
+        ledger.append("consent", {"purpose": "fleet", "granted": True, "policy_version": "2024-05"})
+        return Path(ledger.export(tmp_path / "export.zip").path)
+
+
+def test_export_contains_the_promised_files_and_round_trips(exported: Path) -> None:
+    with zipfile.ZipFile(exported) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert {"manifest.json", "records.jsonl", "README.txt"} <= names
+    assert any(name.startswith("segments/") for name in names)
+    assert manifest["policy_versions"] == ["2024-05"]
+    assert manifest["record_counts"]["consent"] == 1
+    assert manifest["checkpoint"] is not None
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    report = verify_export(exported)
+    assert report.records == manifest["records"] and report.head == manifest["chain"]["head"]
+    lines = read_lines(exported)
+    fix = next(line for line in lines if line["type"] == "fix_access")
+    assert fix["personal"]["note"] == MARKER  # type: ignore[index]
+    assert str(fix["time"]).endswith("Z")
+
+
+def rewrite(source: Path, target: Path, change: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            new.writestr(name, change.get(name, old.read(name)))
+    return target
+
+
+def test_tampered_exports_are_refused(exported: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(exported) as archive:
+        lines = archive.read("records.jsonl")
+        manifest = json.loads(archive.read("manifest.json"))
+        segment = next(name for name in archive.namelist() if name.startswith("segments/"))
+        raw = archive.read(segment)
+    changed_line = lines.replace(b'"fleet"', b'"other"', 1)
+    cases = {"line": {"records.jsonl": changed_line}}
+    manifest_with_hash = dict(manifest)
+    manifest_with_hash["files"] = {**manifest["files"], "records.jsonl": {
+        "sha256": __import__("hashlib").sha256(changed_line).hexdigest(), "bytes": len(changed_line)}}
+    cases["line with fixed hash"] = {"records.jsonl": changed_line,
+                                     "manifest.json": json.dumps(manifest_with_hash).encode()}
+    forged = dict(manifest)
+    forged["checkpoint"] = {**manifest["checkpoint"], "signature": "00" * 64}
+    cases["signature"] = {"manifest.json": json.dumps(forged).encode()}
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 4
+    cases["segment"] = {segment: bytes(flipped)}
+    for label, change in cases.items():
+        with pytest.raises(ExportError):
+            verify_export(rewrite(exported, tmp_path / f"{label}.zip", change))
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ExportError):
+        verify_export(tmp_path / "junk.zip")
+
+
+def test_export_refuses_existing_paths_unless_asked(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        ledger.append("switch", {})
+        out = tmp_path / "out.zip"
+        out.write_bytes(b"keep")
+        with pytest.raises(UsageError, match="exists"):
+            ledger.export(out)
+        assert out.read_bytes() == b"keep"
+        victim = tmp_path / "victim"
+        victim.write_bytes(b"keep")
+        link = tmp_path / "link.zip"
+        link.symlink_to(victim)
+        with pytest.raises(UsageError, match="symlink"):
+            ledger.export(link)
+        ledger.export(link, overwrite=True)
+        assert victim.read_bytes() == b"keep" and not link.is_symlink()
+        ledger.export(out, overwrite=True)
+        assert verify_export(out).records == 1
+        assert oct(os.stat(out).st_mode & 0o777) == oct(0o600)
+
+
+def test_export_reports_progress(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        fill(ledger, 3000, personal=False)
+        ledger.export(tmp_path / "x.zip", progress=lambda done, total: seen.append((done, total)))
+        count = ledger.head()[0]
+    assert seen[-1] == (count, count) and len(seen) > 2
+
+
+def test_streamed_members_carry_zip64_sizes(exported: Path) -> None:
+    """Streamed members cannot know their size up front, so each local header has a ZIP64 extra field."""
+    with zipfile.ZipFile(exported) as archive:
+        infos = [archive.getinfo(name) for name in archive.namelist() if name != "manifest.json"]
+    raw = exported.read_bytes()
+    for info in infos:
+        name_length, extra_length = struct.unpack_from("<HH", raw, info.header_offset + 26)
+        extra = raw[info.header_offset + 30 + name_length:][:extra_length]
+        assert extra[:2] == b"\x01\x00", info.filename
