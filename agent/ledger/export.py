@@ -447,8 +447,9 @@ def _hex_field(manifest: dict[str, Any], name: str, size: int) -> bytes:
     return value
 
 
-def terminal_progress(stream: IO[str] = sys.stderr) -> Progress | None:
-    """A progress bar on a terminal; None (no output) when ``stream`` is not one."""
+def terminal_progress(stream: IO[str] | None = None) -> Progress | None:
+    """A progress bar on ``stream`` (default stderr) when it is a terminal; None (no output) otherwise."""
+    stream = stream if stream is not None else sys.stderr
     if not stream.isatty():
         return None
     state = {"shown": -1}
