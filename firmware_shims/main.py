@@ -2,37 +2,42 @@
 
 Order matters: the switch is read and GNSS turned off (when the switch is off) before anything else runs, then
 the guard's loop starts in its own thread and, if present, the integrator's application (``/usr/app.py``) is
-imported. If the guard itself cannot start, GNSS is turned off and kept off (fail closed).
+imported. If the guard itself cannot start, GNSS is turned off and kept off (fail closed). A module without
+built-in GNSS (no ``quecgnss``) has nothing to guard and goes straight to the application.
 """
 
 import _thread
 import sys
 
-import quecgnss
 import utime
 
 GUARD_UART_NUMBER = 3  # UART.UART3 is the USB CDC port on EC200U/EC600U/EC800M; BG95M3 needs another one
 GUARD_BAUDRATE = 115200
 TICK_MS = 200
+FALLBACK_CHECK_MS = 1000
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from privacy_guard import GnssApi  # noqa: F401  (named in type comments only)
 
 if "/usr" not in sys.path:
     sys.path.append("/usr")
 
 
-def keep_gnss_off():
-    # type: () -> None
+def keep_gnss_off(gnss):
+    # type: (GnssApi) -> None
     """The fallback when the guard cannot start: the switch is unknown, so GNSS stays off."""
     while True:
         try:
-            if quecgnss.get_state() != 0:
-                quecgnss.gnssEnable(0)
+            if gnss.get_state() != 0:
+                gnss.gnssEnable(0)
         except Exception:
-            pass
-        utime.sleep_ms(1000)
+            pass  # nothing better to do than try again next time
+        utime.sleep_ms(FALLBACK_CHECK_MS)
 
 
-def start_guard():
-    # type: () -> None
+def start_guard(gnss):
+    # type: (GnssApi) -> None
     import modem
     import privacy_guard
     import sim
@@ -42,18 +47,27 @@ def start_guard():
 
     store = privacy_guard.SwitchStore(uos, open, ujson)
     channel = UART(GUARD_UART_NUMBER, GUARD_BAUDRATE, 8, 0, 1, 0)
-    guard = privacy_guard.Guard(quecgnss, store, channel, modem, sim)
+    guard = privacy_guard.Guard(gnss, store, channel, modem, sim)
     guard.boot()
     _thread.start_new_thread(privacy_guard.run, (guard, utime.sleep_ms, TICK_MS))
 
 
-try:
-    start_guard()
-except Exception:
+def boot():
+    # type: () -> None
     try:
-        quecgnss.gnssEnable(0)
-    finally:
-        _thread.start_new_thread(keep_gnss_off, ())
+        import quecgnss
+    except ImportError:
+        return  # no built-in GNSS on this module
+    try:
+        start_guard(quecgnss)
+    except Exception:
+        try:
+            quecgnss.gnssEnable(0)
+        finally:
+            _thread.start_new_thread(keep_gnss_off, (quecgnss,))
+
+
+boot()
 
 try:
     __import__("app")  # the integrator's own application, if any

@@ -412,15 +412,19 @@ class FakeThreads:
         return len(self.started)
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, module: Module, uart_factory: Any) -> FakeThreads:
+def run_main(monkeypatch: pytest.MonkeyPatch, module: Module, uart_factory: Any, *,
+             has_gnss: bool = True, app_dir: Path | None = None) -> FakeThreads:
     threads = FakeThreads()
     machine = types.SimpleNamespace(UART=uart_factory)
-    real_modules = {"quecgnss": module.gnss, "modem": module.modem, "sim": module.sim, "uos": module.fs,
-                    "ujson": json, "utime": fakes.FakeClock(), "machine": machine, "_thread": threads}
+    real_modules = {"quecgnss": module.gnss if has_gnss else None, "modem": module.modem, "sim": module.sim,
+                    "uos": module.fs, "ujson": json, "utime": fakes.FakeClock(), "machine": machine,
+                    "_thread": threads}
     for name, fake in real_modules.items():
-        monkeypatch.setitem(sys.modules, name, fake)
-    monkeypatch.setattr(sys, "path", list(sys.path))
+        monkeypatch.setitem(sys.modules, name, fake)  # None makes "import quecgnss" fail, as without GNSS
+    monkeypatch.setattr(sys, "path", list(sys.path) + ([str(app_dir)] if app_dir else []))
+    monkeypatch.delitem(sys.modules, "app", raising=False)
     runpy.run_path(str(SHIMS / "main.py"), init_globals={"open": module.fs.open}, run_name="__main__")
+    monkeypatch.delitem(sys.modules, "app", raising=False)
     return threads
 
 
@@ -444,4 +448,23 @@ def test_main_keeps_gnss_off_when_the_guard_cannot_start(monkeypatch: pytest.Mon
 
     threads = run_main(monkeypatch, module, no_uart)
     assert module.gnss.state == fakes.GNSS_OFF  # switch unknown to a broken guard: fail closed
-    assert [function.__name__ for function, _ in threads.started] == ["keep_gnss_off"]
+    started = [(function.__name__, args) for function, args in threads.started]
+    assert started == [("keep_gnss_off", (module.gnss,))]
+
+
+def test_main_starts_the_application_after_the_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    module = Module(gnss_on_at_boot=True, switch=False)
+    marker = tmp_path / "app-ran"
+    (tmp_path / "app.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    threads = run_main(monkeypatch, module, lambda *args: module.uart, app_dir=tmp_path)
+    assert marker.exists() and len(threads.started) == 1
+
+
+def test_main_without_builtin_gnss_only_starts_the_application(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    module = Module(gnss_on_at_boot=True, switch=False)
+    marker = tmp_path / "app-ran"
+    (tmp_path / "app.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    threads = run_main(monkeypatch, module, lambda *args: module.uart, has_gnss=False, app_dir=tmp_path)
+    assert marker.exists() and threads.started == []
+    assert module.gnss.calls == []
