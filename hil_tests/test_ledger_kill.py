@@ -68,14 +68,16 @@ def test_every_acknowledged_record_survives_kill_9(tmp_path: Path) -> None:
         next_n = acked[-1][1] + 1000  # a fresh range, so a lost record could not be mistaken for a later one
     with Ledger.open(tmp_path, LedgerConfig(flush_thread=False)) as ledger:
         report = ledger.verify()
-        switches = {record.seq: record.fields.get("n") for record in ledger.records() if record.type == "switch"}
+        switches = {record.seq: record.fields.get("n") for record in ledger.records()
+                    if record.type == "switch"}
     for seq, n in acknowledged:
         assert switches.get(seq) == n, f"acknowledged record {seq} lost"
     assert report.records > len(acknowledged)
     assert report.counts.get("recovery", 0) <= KILLS
 
 
-def test_the_flush_thread_syncs_group_commits_within_the_bound(tmp_path: Path, mocker: MockerFixture) -> None:
+def test_the_flush_thread_syncs_group_commits_within_the_bound(tmp_path: Path,
+                                                                mocker: MockerFixture) -> None:
     with Ledger.open(tmp_path, LedgerConfig(group_commit_ms=20)) as ledger:
         sync = mocker.patch("os.fdatasync", wraps=os.fdatasync)
         ledger.append("upload", {"sink": "a"})
