@@ -486,9 +486,17 @@ class Guard:
         if on == self.persisted_on and self.on == on:
             return True  # nothing new to write: spare the flash
         if not self._persist(on):
+            if on:
+                self._roll_back_to_off()
             return False
         self.on = on
         return True
+
+    def _roll_back_to_off(self):
+        # type: () -> None
+        """A failed ON write may have reached one copy, which would win at the next boot: write OFF."""
+        self._persist(False)
+        self.error = "persist-failed"
 
     def status(self):
         # type: () -> dict[str, Any]
@@ -540,12 +548,13 @@ class Guard:
     def _persist(self, on):
         # type: (bool) -> bool
         gen = self.gen + 1
+        self.gen = gen  # used even if the write fails: it may be on flash in part, and gens never repeat
         try:
             self._store.save(on, gen)
         except Exception:  # OSError on flash; anything else is just as much a failed write
             self.error = "persist-failed"
             return False
-        self.gen, self.persisted_on = gen, on
+        self.persisted_on = on
         if self.error == "persist-failed":
             self.error = None
         return True

@@ -124,7 +124,8 @@ class FakeFs:
 
     ``cut_power_after = n`` lets n more mutating steps (a write, a close, a rename, a remove) complete; the
     next one fails with PowerCut (a write stops halfway, leaving a torn file), as does every step after it.
-    ``fail_writes`` makes every write raise a plain OSError (a full or worn-out flash).
+    ``fail_writes`` makes every write raise a plain OSError (a full or worn-out flash); ``fail_at_step`` fails
+    just one step.
     """
 
     def __init__(self):
@@ -133,11 +134,14 @@ class FakeFs:
         self.cut_power_after = -1
         self.fail_writes = False
         self.rename_replaces = True  # False: the filesystem refuses to rename over an existing file
+        self.fail_at_step = -1  # this one step (counted in ``steps``) fails with OSError; the rest succeed
         self.steps = 0
 
     def _step(self):
         # type: () -> None
         self.steps += 1
+        if self.steps == self.fail_at_step:
+            raise OSError(5)
         if self.cut_power_after == 0:
             raise PowerCut(5)
         if self.cut_power_after > 0:

@@ -263,6 +263,19 @@ def test_on_is_not_applied_when_flash_refuses() -> None:
     assert module.guard.status()["error"] is None
 
 
+def test_on_that_reached_only_one_copy_is_rolled_back() -> None:
+    module = Module(switch=False, gen=4)
+    module.guard.boot()
+    steps_per_copy = 4  # open, write, close, rename
+    module.fs.fail_at_step = module.fs.steps + steps_per_copy + 1  # the backup copy cannot be opened
+    assert module.request("PG 1 SET ON") == "PG 1 ERR persist-failed\r\n"
+    assert module.guard.on is False and module.guard.error == "persist-failed"
+    rebooted = module.new_guard()
+    rebooted.boot()
+    assert rebooted.on is False  # the half-written ON did not win at the next boot
+    assert module.copies() == ((False, 6), (False, 6))
+
+
 def test_rename_over_existing_file_refused_by_filesystem() -> None:
     module = Module(switch=False)
     module.fs.rename_replaces = False
