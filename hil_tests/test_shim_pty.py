@@ -124,3 +124,21 @@ def test_port_without_a_guard_answers_version_none() -> None:
     finally:
         os.close(slave_fd)
         os.close(master_fd)
+
+
+
+@pytest.mark.skipif(not os.environ.get("HIL_GUARD_PORT"), reason="set HIL_GUARD_PORT to the guard's port")
+def test_guard_on_real_hardware() -> None:
+    """On a bench module with the guard deployed: the same calls, leaving the switch as it was found."""
+    with GuardClient(os.environ["HIL_GUARD_PORT"], timeout_s=3.0) as client:
+        assert client.version() is not None
+        original = client.status()["on"]
+        try:
+            status = client.set_switch(False)
+            assert (status["on"], status["persisted"]) == (False, True)
+            deadline = time.monotonic() + 5.0
+            while client.status()["gnss"] not in (0, 1) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert client.status()["gnss"] in (0, 1)
+        finally:
+            client.set_switch(original)
