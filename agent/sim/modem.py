@@ -12,6 +12,7 @@ handler, the pty server, a test poking the modem) can share it; it starts no thr
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import re
 import threading
@@ -236,11 +237,15 @@ class SimModem:
             chan = self._channels[self._known(channel)]
             if chan.connected and chan.ready:
                 return self._now
-            times = [chan.queue[0][0]] if chan.queue else []
+            times = [self._release_time(chan.queue[0][0])] if chan.queue else []
             times += [due for due, _, _, epoch in self._events if epoch == self._epoch]
             if channel == "nmea" and self._nmea_active() and self._next_burst is not None:
                 times.append(self._release_time(self._next_burst))
             return min(times) if times else None
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     def is_connected(self, channel: str) -> bool:
         with self.changed:
@@ -502,12 +507,19 @@ class SimModem:
     def _gnss_start(self) -> None:
         self._gnss_on = True
         self._gnss_on_at = self._now
-        self._next_burst = self._now + self._burst_interval()
+        self._next_burst = self._next_boundary()
 
     def _gnss_stop(self) -> None:
         self._remember_fix()
         self._gnss_on = False
         self._next_burst = None
+
+    def _next_boundary(self) -> float:
+        """The next monotonic time at which the UTC clock is on a whole burst period (bursts print .00)."""
+        interval = self._burst_interval()
+        wall = self._wall(self._now)
+        boundary = (math.floor(wall / interval + 1e-9) + 1) * interval
+        return self._now + (boundary - wall)
 
     def _burst_interval(self) -> float:
         return 1.0 / float(self._nv["fixfreq"])
@@ -553,7 +565,7 @@ class SimModem:
         if not self._gnss_on:
             raise CommandFailed(505)
         if self._has_fix(self._now):
-            wall = self._wall(self._now)
+            wall = float(math.floor(self._wall(self._now)))  # the fix of the last whole second
             return self._track.at(wall), wall
         if self.faults.stale_fix:
             if self._last_fix is not None:
@@ -878,7 +890,7 @@ class SimModem:
 
     def _after_cfg_change(self, key: str) -> None:
         if key == "fixfreq" and self._gnss_on:
-            self._next_burst = self._now + self._burst_interval()
+            self._next_burst = self._next_boundary()
 
     def _cmd_qgpsxtra(self, channel: str, command: Command) -> list[str]:
         if command.form == "read":
