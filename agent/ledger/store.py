@@ -149,6 +149,7 @@ class Ledger:
         self._wake = threading.Condition(self._lock)
         self._lock_fd = -1
         self._fd = -1
+        self._fd_path = directory  # the open segment's path, for error messages
         self._pending = bytearray()
         self._dirty_since: float | None = None  # monotonic time of the oldest record not yet fsynced
         self._failed: StoreError | None = None
@@ -269,6 +270,7 @@ class Ledger:
             return
         name = str(self._state.segments[-1][0])
         self._fd = files.open_for_append(self._directory / name, create=False)
+        self._fd_path = self._directory / name
 
     # -- appending ----------------------------------------------------------------------------------------
     def append(self, record_type: str, fields: Mapping[str, Any] | None = None, *,
@@ -356,7 +358,7 @@ class Ledger:
         if not self._pending:
             return
         try:
-            files.write_all(self._fd, self._pending, self._segment_path())
+            files.write_all(self._fd, self._pending, self._fd_path)
         except StoreError as exc:
             raise self._fail(exc) from exc
         self._pending.clear()
@@ -366,7 +368,7 @@ class Ledger:
         if self._dirty_since is None:
             return
         try:
-            files.sync_data(self._fd, self._segment_path())
+            files.sync_data(self._fd, self._fd_path)
         except StoreError as exc:
             raise self._fail(exc) from exc
         self._dirty_since = None
@@ -414,9 +416,7 @@ class Ledger:
         except StoreError as exc:
             raise self._fail(exc) from exc
         self._state.segments.append([name, 0])
-
-    def _segment_path(self) -> Path:
-        return self._directory / str(self._state.segments[-1][0])
+        self._fd_path = self._directory / name
 
     def _fail(self, exc: StoreError) -> StoreError:
         if self._failed is None:
