@@ -1,0 +1,61 @@
+"""``privacy-agent sim``: serve the simulated module on ptys until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+from agent.errors import AgentError
+from agent.sim.modem import SimModem
+from agent.sim.pty import SimPtyServer
+
+_DEFAULT_NAMES = {"at": "ttyAT", "at2": "ttyAT2", "nmea": "ttyNMEA"}
+
+
+def sim_command(args: argparse.Namespace) -> int:
+    """Serve until a signal; prints ``<channel>: <path>`` per line first. Returns the exit code."""
+    try:
+        modem = SimModem(model=args.model, seed=args.seed, ttff_s=args.ttff)
+    except (AgentError, ValueError) as exc:
+        print(f"privacy-agent sim: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="privacy-agent-sim-") as tmp:
+        links = _links(args, Path(tmp))
+        try:
+            server = SimPtyServer(modem, links).start()
+        except (AgentError, OSError) as exc:
+            print(f"privacy-agent sim: {exc}", file=sys.stderr)
+            return 1
+        try:
+            for channel, path in links.items():
+                print(f"{channel}: {path}")
+            sys.stdout.flush()
+            _wait_for_signal()
+        finally:
+            server.stop()
+    return 0
+
+
+def _links(args: argparse.Namespace, tmp: Path) -> dict[str, str | Path]:
+    given = {"at": args.pty_link, "at2": args.at2_pty_link, "nmea": args.nmea_pty_link}
+    return {channel: Path(path) if path else tmp / _DEFAULT_NAMES[channel] for channel, path in given.items()}
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
