@@ -312,3 +312,13 @@ def test_closed_ledger_refuses_appends(tmp_path: Path) -> None:
     ledger.close()
     with pytest.raises(StoreError, match="closed"):
         ledger.append("switch", {})
+
+
+def test_a_symlinked_ledger_directory_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "state").mkdir()
+    ledger_dir(tmp_path / "state").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="symlink"):
+        Ledger.open(tmp_path / "state", CONFIG)
+    assert list(elsewhere.iterdir()) == []

@@ -30,12 +30,16 @@ def store_error(action: str, path: Path, exc: OSError) -> StoreError:
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` 0700 or check that an existing one is a real directory (never a symlink)."""
     try:
-        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        created = not os.path.lexists(path)
+        if created:
+            path.mkdir(mode=DIR_MODE)
         info = os.lstat(path)
     except OSError as exc:
         raise store_error("create directory", path, exc) from exc
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise StoreError(f"{path.name} is not a directory (symlinks are refused)", path=str(path))
+    if created:
+        sync_dir(path.parent)  # the new directory's entry must survive a power cut too
 
 
 def open_for_append(path: Path, *, create: bool) -> int:

@@ -21,11 +21,11 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
 from agent.ledger import codec, crypto, files, merkle
@@ -33,6 +33,9 @@ from agent.ledger.chain import ChainChecker, Checkpoint, checkpoint_message, fir
 from agent.ledger.keystore import KeyInfo, KeyStore
 from agent.ledger.segments import SegmentScan
 from agent.model import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from agent.ledger.export import ExportSummary
 
 LEDGER_DIR = "ledger"
 SIGNING_KEY_FILE = "signing.key"
@@ -482,7 +485,7 @@ class Ledger:
             return self._erase(lambda info: info.epoch == epoch, "epoch", {"epoch": epoch})
         return self._erase(lambda info: True, "everything", {})
 
-    def _erase(self, select: Any, scope: str, details: dict[str, Any]) -> EraseSummary:
+    def _erase(self, select: Callable[[KeyInfo], bool], scope: str, details: dict[str, Any]) -> EraseSummary:
         with self._lock:
             self._require_writable()
             return self._destroy_keys(select, {"reason": "erase_request", "scope": scope, **details})
@@ -501,7 +504,7 @@ class Ledger:
                                      {"reason": "retention", "retention_days": self._config.retention_days})
         return summary if summary.keys_destroyed else None
 
-    def _destroy_keys(self, select: Any, fields: dict[str, Any]) -> EraseSummary:
+    def _destroy_keys(self, select: Callable[[KeyInfo], bool], fields: dict[str, Any]) -> EraseSummary:
         destroyed = self._keys.destroy(select, self._now_ms())
         if not destroyed and fields.get("reason") == "retention":
             return EraseSummary(0, (), None, 0, None)
@@ -589,7 +592,8 @@ class Ledger:
                             last_checkpoint=last_checkpoint, counts=dict(checker.counts),
                             torn_tail=snapshot.torn_tail)
 
-    def export(self, out: Path, *, overwrite: bool = False, progress: Any = None) -> Any:
+    def export(self, out: Path, *, overwrite: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> ExportSummary:
         """Write the access-request bundle (see :mod:`agent.ledger.export`); returns its ExportSummary."""
         from agent.ledger.export import write_export
 
