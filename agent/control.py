@@ -1,0 +1,553 @@
+"""The control socket: the only module that touches control sockets (service layer).
+
+Wire format (one request per connection, one JSON object per line, UTF-8)::
+
+    -> {"v": 1, "op": "location.off", "args": {"wait_s": 10}}
+    <- {"ok": true, "result": {...}}
+    <- {"ok": false, "error": {"kind": "PermissionDenied", "message": "..."}}
+
+``kind`` is the class name of the :mod:`agent.errors` exception that refused the request.
+
+Public API::
+
+    Peer(pid, uid, gid, groups)                  # the other end (SO_PEERCRED + supplementary groups)
+    Request(op, args, version=1)                 # a validated request
+    Handler = Callable[[Request, Peer], dict]    # returns the "result" object; raises AgentError to refuse
+    ControlServer(path, handler, group=None, peer_credentials=read_peer_credentials,
+                  max_request_bytes=65536, mode=0o660, read_timeout_s=5.0, max_connections=16)
+        .start()   # bind (a stale socket file is removed only if nothing listens), chmod, chgrp, listen
+        .stop()    # close, join threads, unlink the socket (only if it is still ours)
+    OPS, READ_OPS, MUTATING_OPS                  # every op; ops anyone may send; ops that need privilege
+    request(path, op, args=None, timeout_s=15.0) -> dict   # client helper: the result, or raises AgentError
+    parse_request(line) -> Request; authorize(request, peer, ...) ; encode_result(...); encode_error(...)
+
+Who may do what: anyone who can connect (socket mode 0660, so the owner and the group) may send read ops;
+mutating ops need uid 0, the uid the server runs as (it can already do anything the agent can), or membership
+of the configured group. Everything a client sends is checked here, before the handler runs: framing, size,
+JSON, types, the version, unknown ops, the arguments of each op, credentials. Nothing a client sends can crash
+or wedge the server: each connection has a read deadline, the number of connections is bounded, and every
+failure of one connection ends that connection only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import logging
+import math
+import os
+import re
+import selectors
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent import errors
+from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_WAIT_S = 60.0
+DEFAULT_WAIT_S = 10.0
+
+READ_OPS: frozenset[str] = frozenset({
+    "status", "location.status", "policy.show", "incidents", "consent.list", "log.verify",
+})
+MUTATING_OPS: frozenset[str] = frozenset({
+    "location.on", "location.off", "consent.grant", "consent.withdraw", "identity.reset", "export", "erase",
+})
+OPS: frozenset[str] = READ_OPS | MUTATING_OPS
+
+_PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_MAX_PATH_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The process on the other end of a connection, as the kernel reports it."""
+
+    pid: int
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request that passed validation: a known op with well-typed arguments."""
+
+    op: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    version: int = PROTOCOL_VERSION
+
+
+Handler = Callable[[Request, Peer], dict[str, Any]]
+
+
+# -- pure core: parsing, validation, authorisation, encoding ---------------------------------------------
+
+def parse_request(line: bytes) -> Request:
+    """Decode and validate one request line; raises UsageError or ControlError naming the problem."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ControlError("request is not UTF-8") from None
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ControlError("request is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ControlError("request must be a JSON object")
+    unknown = sorted(set(message) - {"v", "op", "args"})
+    if unknown:
+        raise ControlError(f"request has unknown fields: {', '.join(_clip(key) for key in unknown)}")
+    version = message.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ControlError(f"request version must be {PROTOCOL_VERSION}")
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise ControlError("request 'op' must be a string")
+    if op not in OPS:
+        raise UsageError(f"unknown op '{_clip(op)}'")
+    args = message.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise UsageError("request 'args' must be a JSON object")
+    return Request(op=op, args=_validate_args(op, args))
+
+
+def _validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    allowed = _ARGS.get(op, {})
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise UsageError(f"op '{op}' does not take: {', '.join(_clip(key) for key in unknown)}")
+    return {key: allowed[key](key, value) for key, value in args.items()}
+
+
+def _wait_seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"'{key}' must be a number of seconds")
+    if not 0 <= value <= MAX_WAIT_S:
+        raise UsageError(f"'{key}' must be between 0 and {MAX_WAIT_S:g} seconds")
+    return float(value)
+
+
+def _purpose(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _PURPOSE.fullmatch(value):
+        raise UsageError(f"'{key}' must be a purpose name: lowercase letters, digits, '_', '.', '-' (max 64)")
+    return value
+
+
+def _path_text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or "\0" in value or len(value) > _MAX_PATH_CHARS:
+        raise UsageError(f"'{key}' must be a non-empty path")
+    if not value.startswith("/"):
+        raise UsageError(f"'{key}' must be an absolute path")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"'{key}' must be true or false")
+    return value
+
+
+_ARGS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
+    "location.on": {"wait_s": _wait_seconds},
+    "location.off": {"wait_s": _wait_seconds},
+    "consent.grant": {"purpose": _purpose},
+    "consent.withdraw": {"purpose": _purpose},
+    "export": {"out": _path_text},
+    "erase": {"all": _flag},
+}
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """Echo a client-sent name in an error safely: printable and short."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+def authorize(request: Request, peer: Peer, *, group_gid: int | None, server_uid: int) -> None:
+    """Raise PermissionDenied unless ``peer`` may send ``request``."""
+    if request.op not in MUTATING_OPS:
+        return
+    if peer.uid in (0, server_uid):
+        return
+    if group_gid is not None and (peer.gid == group_gid or group_gid in peer.groups):
+        return
+    who = "root or members of the agent's control group" if group_gid is not None else "root"
+    raise PermissionDenied(f"'{request.op}' changes the agent's state; only {who} may do that", uid=peer.uid)
+
+
+def encode_result(result: Mapping[str, Any]) -> bytes:
+    return _line({"ok": True, "result": result})
+
+
+def encode_error(exc: AgentError) -> bytes:
+    return _line({"ok": False, "error": {"kind": type(exc).__name__, "message": str(exc)}})
+
+
+def _line(message: Mapping[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+
+
+def decode_reply(line: bytes) -> dict[str, Any]:
+    """The result of a reply line, or the AgentError it carries, raised."""
+    try:
+        reply = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ControlError("the agent sent a reply that is not JSON") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise ControlError("the agent sent a malformed reply")
+    if reply["ok"]:
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise ControlError("the agent sent a reply without a result object")
+        return result
+    raise error_from_reply(reply.get("error"))
+
+
+def error_from_reply(error: Any) -> AgentError:
+    """Rebuild the exception a reply carries (ControlError when the kind is unknown)."""
+    if not isinstance(error, dict):
+        return ControlError("the agent refused the request without saying why")
+    kind, message = error.get("kind"), error.get("message")
+    text = message if isinstance(message, str) else "the agent refused the request"
+    cls = getattr(errors, kind, None) if isinstance(kind, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, AgentError)) or cls in _NEEDS_EXTRA_ARGS:
+        cls = ControlError
+    return cls(text)
+
+
+_NEEDS_EXTRA_ARGS: frozenset[type] = frozenset({errors.ProtocolError, errors.LogCorrupt})
+
+
+# -- peer credentials (kernel) ---------------------------------------------------------------------------
+
+_SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python names it only on some builds
+_UCRED = struct.Struct("3i")
+_GID = struct.Struct("I")
+
+
+def read_peer_credentials(conn: socket.socket) -> Peer:
+    """The connecting process's pid, uid, gid and supplementary groups, from the kernel."""
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except OSError as exc:
+        raise ControlError("cannot read the peer's credentials", errno=exc.errno) from exc
+    pid, uid, gid = _UCRED.unpack(raw)
+    return Peer(pid=pid, uid=uid, gid=gid, groups=_peer_groups(conn, pid))
+
+
+def _peer_groups(conn: socket.socket, pid: int) -> tuple[int, ...]:
+    # SO_PEERGROUPS is taken at connect time, so it cannot race with the peer exiting; /proc is the fallback.
+    with contextlib.suppress(OSError):
+        raw = conn.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4096)
+        usable = len(raw) - len(raw) % _GID.size
+        return tuple(gid for (gid,) in _GID.iter_unpack(raw[:usable]))
+    return proc_status_groups(pid)
+
+
+def proc_status_groups(pid: int) -> tuple[int, ...]:
+    """Supplementary groups from ``/proc/<pid>/status``; empty when unreadable (then only the gid counts)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ()
+    return parse_status_groups(text)
+
+
+def parse_status_groups(text: str) -> tuple[int, ...]:
+    for line in text.splitlines():
+        if line.startswith("Groups:"):
+            return tuple(int(word) for word in line.split()[1:] if word.isdigit())
+    return ()
+
+
+# -- the server (adapter) --------------------------------------------------------------------------------
+
+class ControlServer:
+    """A unix stream socket server: one thread accepts, one thread per connection (bounded)."""
+
+    def __init__(self, path: Path, handler: Handler, *, group: str | None = None,
+                 peer_credentials: Callable[[socket.socket], Peer] = read_peer_credentials,
+                 max_request_bytes: int = 65536, mode: int = 0o660, read_timeout_s: float = 5.0,
+                 max_connections: int = 16) -> None:
+        if max_request_bytes < 16 or max_connections < 1 or read_timeout_s <= 0:
+            raise ValueError("need max_request_bytes >= 16, max_connections >= 1, read_timeout_s > 0")
+        self.path = Path(path)
+        self._handler = handler
+        self._group = group
+        self._peer_credentials = peer_credentials
+        self._max_request_bytes = max_request_bytes
+        self._mode = mode
+        self._read_timeout_s = read_timeout_s
+        self._max_connections = max_connections
+        self._server_uid = os.geteuid()
+        self._group_gid: int | None = None
+        self._listener: socket.socket | None = None
+        self._inode: int | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    def start(self) -> None:
+        if self._listener is not None:
+            raise RuntimeError("ControlServer already started")
+        self._group_gid = _group_id(self._group)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_socket(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(self.path))
+            self._inode = os.stat(self.path).st_ino
+            # Permissions before listen(): no one connects while the socket is still world-default.
+            os.chmod(self.path, self._mode)
+            if self._group_gid is not None:
+                os.chown(self.path, -1, self._group_gid)
+            listener.listen(self._max_connections)
+        except OSError as exc:
+            listener.close()
+            self._unlink_if_ours()
+            raise ControlError("cannot set up the control socket", path=str(self.path),
+                               errno=exc.errno) from exc
+        listener.setblocking(False)
+        self._listener = listener
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("control socket listening on %s", self.path)
+
+    def stop(self, join_timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join(join_timeout_s)
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # unblocks a connection thread waiting on a slow client
+        deadline = time.monotonic() + join_timeout_s
+        for thread in connections.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._unlink_if_ours()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    @property
+    def active_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    # -- accepting ----------------------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._listener and not self._stopping.is_set():
+                        self._accept_one()
+
+    def _accept_one(self) -> None:
+        assert self._listener is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE and friends: keep serving once descriptors free up
+            log.warning("control socket accept failed: %s", exc.strerror)
+            time.sleep(0.05)
+            return
+        conn.setblocking(True)
+        with self._lock:
+            full = len(self._connections) >= self._max_connections
+            if not full:
+                thread = threading.Thread(target=self._serve, args=(conn,), name="control-conn", daemon=True)
+                self._connections[conn] = thread
+        if full:
+            _send_quietly(conn, encode_error(ControlError("the agent is busy; try again")), 0.2)
+            conn.close()
+            return
+        thread.start()
+
+    # -- one connection -----------------------------------------------------------------------------------
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            reply = self._reply_for(conn)
+            if reply is not None:
+                _send_quietly(conn, reply, self._read_timeout_s)
+        finally:
+            with self._lock:
+                self._connections.pop(conn, None)
+            conn.close()
+
+    def _reply_for(self, conn: socket.socket) -> bytes | None:
+        try:
+            line = self._read_line(conn)
+            if line is None:
+                return None  # the client went away without asking anything
+            request = parse_request(line)
+            peer = self._peer_credentials(conn)
+            authorize(request, peer, group_gid=self._group_gid, server_uid=self._server_uid)
+            return self._call_handler(request, peer)
+        except AgentError as exc:
+            return encode_error(exc)
+        except Exception:  # an injected credential reader or a bug here must end this connection only
+            log.exception("control connection failed")
+            return encode_error(AgentError("internal error in the agent; see its log"))
+
+    def _call_handler(self, request: Request, peer: Peer) -> bytes:
+        try:
+            result = self._handler(request, peer)
+        except AgentError:
+            raise
+        except Exception:
+            log.exception("control handler failed on op %s", request.op)
+            raise AgentError("internal error in the agent; see its log") from None
+        if not isinstance(result, dict):
+            log.error("control handler returned %s for op %s", type(result).__name__, request.op)
+            raise AgentError("internal error in the agent; see its log")
+        try:
+            return encode_result(result)
+        except (TypeError, ValueError):
+            log.exception("control handler returned a result that is not JSON for op %s", request.op)
+            raise AgentError("internal error in the agent; see its log") from None
+
+    def _read_line(self, conn: socket.socket) -> bytes | None:
+        """One request line; None on a clean close before any byte. End of input also ends the line."""
+        deadline = time.monotonic() + self._read_timeout_s
+        buffer = bytearray()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ControlError(f"no complete request within {self._read_timeout_s:g} s")
+            conn.settimeout(remaining)
+            try:
+                chunk = conn.recv(min(65536, self._max_request_bytes + 1 - len(buffer)))
+            except TimeoutError:
+                raise ControlError(f"no complete request within {self._read_timeout_s:g} s") from None
+            except OSError as exc:
+                raise ControlError("the connection failed while reading", errno=exc.errno) from exc
+            if not chunk:
+                return bytes(buffer) if buffer.strip() else None
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                buffer += chunk[:newline]
+                self._check_size(buffer)
+                return bytes(buffer)
+            buffer += chunk
+            self._check_size(buffer)
+
+    def _check_size(self, buffer: bytearray) -> None:
+        if len(buffer) > self._max_request_bytes:
+            raise ControlError(f"request larger than {self._max_request_bytes} bytes")
+
+    def _unlink_if_ours(self) -> None:
+        # Another server may have replaced the file since (a restart racing a slow stop): leave theirs alone.
+        try:
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self._inode = None
+
+
+def _group_id(group: str | None) -> int | None:
+    if group is None:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError("[control] group names a group that does not exist") from None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket file left by a dead agent; refuse if an agent answers there or it is not a socket."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ControlError("cannot inspect the control socket path", path=str(path), errno=exc.errno) from exc
+    if not stat.S_ISSOCK(mode):
+        raise ControlError("the control socket path exists and is not a socket", path=str(path))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError as exc:
+        raise ControlError("cannot probe the existing control socket", path=str(path),
+                           errno=exc.errno) from exc
+    finally:
+        probe.close()
+    raise ControlError("another agent is already listening on the control socket", path=str(path))
+
+
+def _send_quietly(conn: socket.socket, data: bytes, timeout_s: float) -> None:
+    """Send a reply; a client that left or stopped reading loses its reply, and nothing else happens."""
+    try:
+        conn.settimeout(timeout_s)
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+# -- client ----------------------------------------------------------------------------------------------
+
+def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
+            timeout_s: float = 15.0) -> dict[str, Any]:
+    """Send one request and return its result; raises the AgentError the agent replied with.
+
+    AgentUnreachable when there is no socket, nobody listens, or no reply arrives within ``timeout_s``.
+    """
+    line = _line({"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})})
+    deadline = time.monotonic() + timeout_s
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.settimeout(timeout_s)
+            conn.connect(str(path))
+            conn.sendall(line)
+            reply = _read_reply(conn, deadline)
+        except TimeoutError:
+            raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s",
+                                   socket=str(path)) from None
+        except OSError as exc:
+            raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",
+                                   socket=str(path)) from exc
+    return decode_reply(reply)
+
+
+def _read_reply(conn: socket.socket, deadline: float) -> bytes:
+    buffer = bytearray()
+    while b"\n" not in buffer:
+        conn.settimeout(max(0.001, deadline - time.monotonic()))
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+    if not buffer:
+        raise ControlError("the agent closed the connection without replying")
+    return bytes(buffer.split(b"\n", 1)[0])
