@@ -102,7 +102,8 @@ def test_new_personal_data_after_erase_uses_a_new_key(tmp_path: Path) -> None:
 
 def test_erase_needs_exactly_one_selector(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, CONFIG) as ledger:
-        for kwargs in ({}, {"epoch": 1, "everything": True}, {"time_range": (5, 1)}):
+        for kwargs in ({}, {"epoch": 1, "everything": True}, {"time_range": (5, 1)}, {"time_range": (1,)},
+                       {"time_range": "ab"}, {"epoch": "7"}):
             with pytest.raises(UsageError):
                 ledger.erase(**kwargs)
 

@@ -474,9 +474,11 @@ class Ledger:
         if [epoch is not None, time_range is not None, everything].count(True) != 1:
             raise UsageError("erase needs exactly one of: epoch, time_range, everything")
         if time_range is not None:
-            start_ms, end_ms = time_range
-            if not (isinstance(start_ms, int) and isinstance(end_ms, int)) or start_ms > end_ms:
+            if not (isinstance(time_range, tuple | list) and len(time_range) == 2
+                    and all(isinstance(value, int) for value in time_range)
+                    and time_range[0] <= time_range[1]):
                 raise UsageError("time_range must be two integer milliseconds, start <= end")
+            start_ms, end_ms = time_range
             return self._erase(lambda info: info.overlaps(start_ms, end_ms), "time_range",
                                {"from_ms": start_ms, "to_ms": end_ms})
         if epoch is not None:
