@@ -1,0 +1,286 @@
+"""``privacyctl``: ask the running agent what it does, and change the location switch (entry layer).
+
+Usage::
+
+    privacyctl [--socket PATH] [--json] status
+    privacyctl [...] location on|off [--wait SECONDS] | location status
+    privacyctl [...] consent list | consent grant PURPOSE | consent withdraw PURPOSE
+    privacyctl [...] identity reset | export --out PATH | erase [--all]
+    privacyctl [...] log verify | policy show | incidents
+
+The socket is ``--socket``, else ``$PRIVACY_AGENT_SOCKET``, else ``/run/privacy-agent/control.sock``.
+``--json`` prints the agent's result object as it came (or ``{"ok": false, "error": ...}``); otherwise
+the output is a few plain lines. ``location off`` returns once the agent has made "off" durable and blocked
+location data, then waits up to ``--wait`` seconds (default 10) for the modem to confirm,
+and says which of the two it got.
+
+Exit codes: 0 done, 1 refused or failed (the reason is printed), 2 usage error, 3 agent unreachable.
+
+This is what people type, so it starts fast: it imports only the few standard modules it needs and speaks the
+control protocol of :mod:`agent.control` itself (one JSON line each way) instead of importing the agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
+SOCKET_ENV = "PRIVACY_AGENT_SOCKET"
+READ_TIMEOUT_S = 15.0
+MAX_WAIT_S = 60.0
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class Unreachable(Exception):
+    """The agent's socket is missing, refuses connections, or no reply came in time."""
+
+
+class Refused(Exception):
+    """The agent answered with an error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# -- command line ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="privacyctl", description="Control the local privacy agent.")
+    parser.add_argument("--socket", help=f"control socket (default ${SOCKET_ENV} or {DEFAULT_SOCKET})")
+    parser.add_argument("--json", action="store_true", help="print the agent's JSON result")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("status", help="what the agent and the modem are doing")
+
+    location = commands.add_parser("location", help="the location switch").add_subparsers(
+        dest="action", required=True, metavar="on|off|status")
+    for action in ("on", "off"):
+        switch = location.add_parser(action, help=f"turn location {action}")
+        switch.add_argument("--wait", type=_wait_seconds, default=10.0, metavar="SECONDS",
+                            help="how long to wait for the modem to confirm (0-60, default 10)")
+    location.add_parser("status", help="what you asked, what the modem does, whether they agree")
+
+    consent = commands.add_parser("consent", help="consent per purpose").add_subparsers(
+        dest="action", required=True, metavar="list|grant|withdraw")
+    consent.add_parser("list")
+    consent.add_parser("grant").add_argument("purpose")
+    consent.add_parser("withdraw").add_argument("purpose")
+
+    identity = commands.add_parser("identity", help="pseudonymous identity").add_subparsers(
+        dest="action", required=True, metavar="reset")
+    identity.add_parser("reset")
+
+    export = commands.add_parser("export", help="export your data")
+    export.add_argument("--out", required=True, metavar="PATH")
+    commands.add_parser("erase", help="erase your data").add_argument("--all", action="store_true")
+
+    log = commands.add_parser("log", help="the tamper-evident log").add_subparsers(
+        dest="action", required=True, metavar="verify")
+    log.add_parser("verify")
+    policy = commands.add_parser("policy", help="the privacy policy in force").add_subparsers(
+        dest="action", required=True, metavar="show")
+    policy.add_parser("show")
+    commands.add_parser("incidents", help="drift and leaks the agent found and repaired")
+    return parser
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not 0 <= value <= MAX_WAIT_S:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_WAIT_S:g}")
+    return value
+
+
+def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The op and args the agent understands, for parsed command-line arguments."""
+    command, action = args.command, getattr(args, "action", None)
+    if command == "location" and action in ("on", "off"):
+        return f"location.{action}", {"wait_s": args.wait}
+    if command == "consent" and action in ("grant", "withdraw"):
+        return f"consent.{action}", {"purpose": args.purpose}
+    if command == "export":
+        return "export", {"out": os.path.abspath(args.out)}  # the agent does not share our working directory
+    if command == "erase":
+        return "erase", {"all": args.all}
+    return (f"{command}.{action}" if action else command), {}
+
+
+def socket_path(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> str:
+    return str(args.socket or environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
+
+
+# -- protocol (the client half of agent.control) ---------------------------------------------------------
+
+def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Send one request; the result object, or Refused / Unreachable."""
+    line = json.dumps({"v": 1, "op": op, "args": args}).encode("ascii") + b"\n"
+    deadline = time.monotonic() + timeout_s
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.settimeout(timeout_s)
+            conn.connect(path)
+            conn.sendall(line)
+            reply = _read_line(conn, deadline)
+        except TimeoutError:
+            raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None
+        except OSError as exc:
+            raise Unreachable(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
+    return _decode(reply)
+
+
+def _read_line(conn: socket.socket, deadline: float) -> bytes:
+    buffer = b""
+    while b"\n" not in buffer:
+        conn.settimeout(max(0.001, deadline - time.monotonic()))
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+    if not buffer:
+        raise Refused("ControlError", "the agent closed the connection without replying")
+    return buffer.split(b"\n", 1)[0]
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        raise Refused("ControlError", "the agent sent a reply that is not JSON") from None
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if isinstance(result, dict) and reply.get("ok") is True:
+        return result
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        raise Refused(str(error.get("kind") or "ControlError"), error["message"])
+    raise Refused("ControlError", "the agent sent a malformed reply")
+
+
+# -- human output ----------------------------------------------------------------------------------------
+
+def describe_location(status: dict[str, Any]) -> list[str]:
+    """Three lines: what the user asked, what the modem is doing, whether they agree."""
+    desired = status.get("desired", "?")
+    observed = status.get("observed") or {}
+    gnss = observed.get("gnss", "unknown")
+    if gnss == "unknown":
+        modem = "unknown (the modem cannot be read right now)"
+    else:
+        autogps, outport = _shown(observed.get("autogps")), _shown(observed.get("outport"))
+        modem = f"GNSS {gnss}, autogps {autogps}, NMEA output {outport}"
+    gate = status.get("gate", "?")
+    if status.get("enforced"):
+        agree = "yes, verified on the modem"
+    elif gate == "closed":
+        agree = "not yet; the agent keeps enforcing, and location data stays blocked meanwhile"
+    else:
+        agree = "not yet; the agent keeps enforcing"
+    return [f"You asked:  location {desired}", f"Modem:      {modem}", f"Agree:      {agree}"]
+
+
+def describe_switch(result: dict[str, Any], wait_s: float) -> list[str]:
+    desired = result.get("desired", "?")
+    if desired == "off":
+        first = "Location off is saved and location data is blocked."
+    else:
+        first = "Location on is saved."
+    if result.get("verified"):
+        second = f"The modem confirmed it within {wait_s:g} s."
+    else:
+        second = f"The modem has not confirmed it within {wait_s:g} s; the agent keeps enforcing."
+    return [first, second, *describe_location(result)]
+
+
+def describe_status(result: dict[str, Any]) -> list[str]:
+    lines = describe_location(result["location"]) if isinstance(result.get("location"), dict) else []
+    modem = result.get("modem")
+    if isinstance(modem, dict):
+        lines.append(f"Module:     {modem.get('model', '?')} ({modem.get('revision', '?')})")
+    rest = {key: value for key, value in result.items() if key not in ("location", "modem")}
+    return lines + describe_generic(rest)
+
+
+def describe_generic(value: Any, prefix: str = "") -> list[str]:
+    """Any result as ``key: value`` lines (for ops whose output has no dedicated wording)."""
+    if isinstance(value, dict):
+        if not value:
+            return [f"{prefix}: (none)"] if prefix else []
+        lines: list[str] = []
+        for key, item in value.items():
+            lines += describe_generic(item, f"{prefix}.{key}" if prefix else str(key))
+        return lines
+    if isinstance(value, list):
+        if not value:
+            return [f"{prefix}: (none)"]
+        return [line for index, item in enumerate(value)
+                for line in describe_generic(item, f"{prefix}[{index}]")]
+    return [f"{prefix}: {_shown(value)}"]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    if op == "location.status":
+        return describe_location(result)
+    if op in ("location.on", "location.off"):
+        return describe_switch(result, float(args.get("wait_s", 10.0)))
+    if op == "status":
+        return describe_status(result)
+    return describe_generic(result) or ["done"]
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage problem already
+        return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    op, op_args = to_request(args)
+    timeout_s = READ_TIMEOUT_S + float(op_args.get("wait_s", 0.0))
+    return run(socket_path(args, os.environ), op, op_args, timeout_s, as_json=args.json, out=out, err=err)
+
+
+def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_json: bool,
+        out: TextIO, err: TextIO) -> int:
+    try:
+        result = call(path, op, op_args, timeout_s)
+    except Unreachable as exc:
+        return _fail(EXIT_UNREACHABLE, "AgentUnreachable", str(exc), as_json, out, err)
+    except Refused as exc:
+        return _fail(EXIT_FAILED, exc.kind, exc.message, as_json, out, err)
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True), file=out)
+    else:
+        print("\n".join(describe(op, op_args, result)), file=out)
+    return EXIT_OK
+
+
+def _fail(code: int, kind: str, message: str, as_json: bool, out: TextIO, err: TextIO) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": {"kind": kind, "message": message}}), file=out)
+    print(f"privacyctl: {message}", file=err)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
