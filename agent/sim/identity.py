@@ -135,6 +135,7 @@ class TrackPoint:
     course_deg: float
     hdop: float
     satellites: int
+    fix_type: int = 3  # QGPSLOC <fix>: 2 = 2D, 3 = 3D
 
 
 _METRES_PER_DEGREE = 111_320.0

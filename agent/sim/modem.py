@@ -537,7 +537,8 @@ class SimModem:
 
     def _emit_burst(self, when: float) -> None:
         interval = self._burst_interval()
-        self._next_burst = when + interval
+        # Snap to the UTC period grid so that repeated float additions never drift past a boundary.
+        self._next_burst = round(self._wall(when + interval) / interval) * interval - self._wall_offset
         if self._now - when > MAX_CATCH_UP_S:  # a long pause: jump ahead instead of printing hours of NMEA
             skipped = int((self._now - when - MAX_CATCH_UP_S) / interval)
             self._next_burst = when + (skipped + 1) * interval

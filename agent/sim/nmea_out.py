@@ -76,14 +76,22 @@ def qgpsloc_payload(point: TrackPoint, wall: float, mode: int) -> str:
             f"{degrees_minutes(point.lon, 3, 6)},{hemisphere(point.lon, 'E', 'W')}"
         )
     elif mode == 2:
-        position = f"{point.lat:.5f},{point.lon:.5f}"
+        position = f"{_from_mode0(point.lat):.5f},{_from_mode0(point.lon):.5f}"
     else:
         raise ValueError("QGPSLOC mode must be 0, 1 or 2")
     return (
-        f"{hhmmss(wall, 1)},{position},{point.hdop:.1f},{point.altitude_m:.1f},3,"
+        f"{hhmmss(wall, 1)},{position},{point.hdop:.1f},{point.altitude_m:.1f},{point.fix_type},"
         f"{course_ddd_mm(point.course_deg)},{point.speed_kmh:.1f},{point.speed_kmh * _KNOTS_PER_KMH:.1f},"
         f"{ddmmyy(wall)},{point.satellites:02d}"
     )
+
+
+def _from_mode0(value: float) -> float:
+    """Decimal degrees as the BG96 derives them: from the 4-decimal minutes of mode 0 (transcript 4.7 shows
+    -122.10232 for 12206.139526W, which only the rounded minutes explain)."""
+    text = degrees_minutes(value, 3, 4)  # dddmm.mmmm
+    result = int(text[:3]) + float(text[3:]) / 60
+    return -result if value < 0 else result
 
 
 QGPSLOC_TEMPLATE = "<UTC>,<latitude>,<longitude>,<hdop>,<altitude>,<fix>,<cog>,<spkm>,<spkn>,<date>,<nsat>"
