@@ -150,8 +150,9 @@ def test_decoders_raise_only_nmea_error(kind: str, fields: list[str]) -> None:
     except NmeaError:
         pass
     assembler = FixAssembler()
-    fix = assembler.push(checked)
-    assert fix is None or fix.valid in (True, False)
+    for fix in assembler.push(checked) + assembler.push(checked) + assembler.flush():
+        assert isinstance(fix, Fix)
+        assert fix.valid or (fix.lat, fix.lon) == (None, None)
 
 
 # -- fix assembly --------------------------------------------------------------------------------------------
@@ -165,29 +166,56 @@ def test_no_fix_yet_gives_invalid_fixes_without_position() -> None:
         "GPRMC,235946.005,V,8960.000000,N,00000.000000,E,0.000,0.00,050180,,,N",
         "GNGNS,051348.00,6001.336799,N,03014.169009,E,NNN,00,,,,,,V",
     )
-    assert [fix.source for fix in found] == ["GGA", "RMC", "GGA", "RMC", "GNS"]
+    assert [fix.source for fix in found] == ["GGA", "GGA", "GNS"]  # one per epoch
+    assert found[1].time == dt.datetime(1980, 1, 5, 23, 59, 46, 5000, tzinfo=dt.UTC)
     for fix in found:
         assert not fix.valid
         assert (fix.lat, fix.lon, fix.altitude_m, fix.speed_kmh, fix.course_deg) == (None,) * 5
 
 
-def test_one_epoch_gga_vtg_rmc() -> None:
-    gga, rmc = fixes(
+def test_one_fix_per_epoch_merging_gga_vtg_rmc() -> None:
+    first, fix = fixes(
         "GPRMC,022020.00,A,3644.759368,S,17444.072860,E,0.0,301.9,071020,18.3,E,A,V",
         "GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,",
         "GPVTG,301.9,T,283.6,M,2.0,N,3.7,K,A",
         "GPRMC,022021.00,A,3644.759371,S,17444.072860,W,1.0,301.9,071020,18.3,E,A,V",
-    )[1:]
-    assert gga.source == "GGA" and gga.valid
-    assert gga.time == dt.datetime(2020, 10, 7, 2, 20, 21, tzinfo=dt.UTC)
-    assert gga.lat == pytest.approx(-36.745989467, abs=1e-9)
-    assert (gga.altitude_m, gga.hdop, gga.satellites, gga.fix_quality, gga.talker) == (56.1, 1.1, 7, 1, "GP")
-    assert gga.speed_kmh is None  # VTG comes after GGA in this epoch
-    assert rmc.source == "RMC"
-    assert rmc.time == gga.time
-    assert rmc.lon == pytest.approx(-174.734547667, abs=1e-9)  # west is negative
-    assert rmc.speed_kmh == pytest.approx(1.852)  # its own speed wins over the VTG before it
-    assert (rmc.altitude_m, rmc.hdop, rmc.satellites) == (56.1, 1.1, 7)  # from the GGA of the same epoch
+    )
+    assert first.time == dt.datetime(2020, 10, 7, 2, 20, 20, tzinfo=dt.UTC)
+    assert (fix.source, fix.valid, fix.talker) == ("RMC", True, "GP")  # the latest valid position sentence
+    assert fix.time == dt.datetime(2020, 10, 7, 2, 20, 21, tzinfo=dt.UTC)
+    assert fix.lat == pytest.approx(-36.745989517, abs=1e-9)
+    assert fix.lon == pytest.approx(-174.734547667, abs=1e-9)  # west is negative
+    assert (fix.altitude_m, fix.hdop, fix.satellites, fix.fix_quality) == (56.1, 1.1, 7, 1)  # from GGA
+    assert fix.speed_kmh == pytest.approx(1.852)  # RMC's own speed wins over VTG's
+    assert fix.course_deg == 301.9
+
+
+def test_vtg_gives_speed_when_rmc_has_none() -> None:
+    (fix,) = fixes(
+        "GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,",
+        "GPVTG,301.9,T,283.6,M,2.0,N,3.7,K,A",
+    )
+    assert (fix.source, fix.speed_kmh, fix.course_deg) == ("GGA", 3.7, 301.9)
+    (fix,) = fixes(
+        "GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,",
+        "GPVTG,,T,,M,,N,,K,N",
+    )
+    assert (fix.speed_kmh, fix.course_deg) == (None, None)
+
+
+def test_fix_is_emitted_at_the_learnt_end_of_each_epoch() -> None:
+    assembler = FixAssembler()
+
+    def push(body: str) -> list[Fix]:
+        return assembler.push(sentence(body))
+
+    assert push("GPGGA,120000.00,3330.0,S,07030.0,W,1,08,0.9,500.0,M,30.0,M,,") == []
+    assert push("GPRMC,120000.00,A,3330.0,S,07030.0,W,10.0,90.0,010224,,,A") == []  # ender not known yet
+    (closed,) = push("GPGGA,120001.00,3330.0,S,07030.0,W,1,08,0.9,500.0,M,30.0,M,,")
+    assert closed.time == dt.datetime(2024, 2, 1, 12, 0, 0, tzinfo=dt.UTC)
+    (at_once,) = push("GPRMC,120001.00,A,3330.0,S,07030.0,W,10.0,90.0,010224,,,A")  # RMC ends an epoch
+    assert at_once.time == dt.datetime(2024, 2, 1, 12, 0, 1, tzinfo=dt.UTC)
+    assert assembler.flush() == []
 
 
 def test_gga_before_any_date_has_no_time() -> None:
@@ -203,11 +231,9 @@ def test_date_from_zda_and_midnight_roll_over() -> None:
         "GNRMC,000001.00,A,4739.71754,N,12219.58177,W,0.00,286.35,010121,,,A,V",
         "GNGGA,000001.00,4739.71754,N,12219.58177,W,1,17,0.8,77.5,M,-21.6,M,,",
     )
-    times = [fix.time for fix in found]
-    assert times == [
+    assert [fix.time for fix in found] == [
         dt.datetime(2020, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
-        dt.datetime(2021, 1, 1, 0, 0, 0, tzinfo=dt.UTC),
-        dt.datetime(2021, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2021, 1, 1, 0, 0, 0, tzinfo=dt.UTC),  # GGA after midnight, before any new date
         dt.datetime(2021, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
     ]
     assert found[0].lon == pytest.approx(-(122 + 19.58177 / 60))
@@ -216,5 +242,5 @@ def test_date_from_zda_and_midnight_roll_over() -> None:
 def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
     decoder = FixDecoder()
     data = with_checksum("GNRMC,121614.00,A,5327.04173,N,00214.41443,W,X.138,,200122,,,A,V") + "\r\n"
-    assert decoder.feed(data.encode()) == []
+    assert decoder.feed(data.encode()) + decoder.feed_eof() == []
     assert decoder.assembler.undecodable == 1

@@ -36,7 +36,6 @@ def _checksum_bytewise(data: bytes) -> int:
 
 
 _BLOCK = 128  # bytes per body in a batch; longer bodies take the one-by-one path
-_EMPTY_BLOCK = bytes(_BLOCK)  # stands in for a long body, which is done separately
 _BATCH = 128  # bodies per big integer: large enough to amortise, small enough to stay in cache
 _FOLD_SHIFTS = (512, 256, 128, 64, 32, 16, 8)
 _batch_masks: dict[int, tuple[int, ...]] = {}
@@ -48,22 +47,29 @@ def nmea_checksums(bodies: Sequence[bytes]) -> bytes:
     Why: the reader checks every sentence of a read at once, and this is several times faster per sentence.
     How: each body is zero-padded to 128 bytes (zeros do not change an XOR) and a batch of them becomes one
     big integer; seven shift-XOR-mask steps then fold every 128-byte block onto its lowest byte, so the
-    per-byte work happens inside CPython's integer arithmetic instead of a Python loop. Longer bodies (rare: the
-    default sentence bound is 256) are done one by one.
+    per-byte work happens inside CPython's integer arithmetic instead of a Python loop. Longer bodies (rare:
+    the default sentence bound is 256) are done one by one.
     """
-    sums = bytearray()
-    for start in range(0, len(bodies), _BATCH):
-        sums += _folded_checksums(bodies[start : start + _BATCH])
+    if max(map(len, bodies), default=0) <= _BLOCK:
+        return _batched(bodies)
+    # Rare: a body longer than a block. Batch the others with an empty stand-in, then fill it in.
+    sums = bytearray(_batched([body if len(body) <= _BLOCK else b"" for body in bodies]))
     for index, body in enumerate(bodies):
         if len(body) > _BLOCK:
             sums[index] = nmea_checksum(body)
     return bytes(sums)
 
 
+def _batched(bodies: Sequence[bytes]) -> bytes:
+    sums = b""
+    for start in range(0, len(bodies), _BATCH):
+        sums += _folded_checksums(bodies[start : start + _BATCH])
+    return sums
+
+
 def _folded_checksums(bodies: Sequence[bytes]) -> bytes:
     count = len(bodies)
-    padded = b"".join([body.ljust(_BLOCK, b"\0") if len(body) <= _BLOCK else _EMPTY_BLOCK for body in bodies])
-    folded = int.from_bytes(padded, "little")
+    folded = int.from_bytes(b"".join([body.ljust(_BLOCK, b"\0") for body in bodies]), "little")
     for shift, mask in zip(_FOLD_SHIFTS, _masks_for(count), strict=True):
         folded = (folded ^ (folded >> shift)) & mask
     return folded.to_bytes(count * _BLOCK, "little")[::_BLOCK]

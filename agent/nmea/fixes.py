@@ -1,40 +1,40 @@
-"""From checked sentences to :class:`agent.model.Fix` values.
+"""From checked sentences to :class:`agent.model.Fix` values: one fix per epoch.
 
-:class:`FixAssembler` emits one ``Fix`` per position sentence (GGA, RMC, GNS), in stream order, with
-``source`` naming the sentence. A receiver sends several sentences per epoch (one time of day); what the
-position sentence itself lacks is taken from the sentences of the same epoch that came before it: altitude,
-HDOP and satellites from GGA/GNS, speed and course from RMC/VTG. The date comes from the latest RMC or ZDA; a
-GGA/GNS time of day that is more than 12 hours before (after) the time the date was learnt belongs to the next
-(previous) day, which covers the midnight roll-over between an RMC and the next GGA.
+A receiver reports each epoch (one time of day) in several sentences: Quectel EC25 sends GGA, VTG, RMC, GSA,
+GSV; the EG25-G adds GNS; an L76K sends GGA, GLL, GSA, GSV, RMC, VTG, ZDA. :class:`FixAssembler` merges the
+position sentences of an epoch (GGA, RMC, GNS) and VTG into one ``Fix``: the position of the latest valid
+position sentence (``source`` names it), altitude, HDOP, satellites and quality from GGA/GNS, speed and course
+from RMC, else VTG.
 
-A "no fix" report (GGA quality 0, RMC status V, GNS mode all N, or coordinates missing) gives ``valid=False``
-and carries no position and nothing else derived from one. A sentence whose fields cannot be read is dropped
-and counted in ``undecodable``; the position it might carry is never guessed.
+When is an epoch complete? Like gpsd, the assembler learns the receiver's cycle: the last position sentence
+type of an epoch is its *ender*, and once known, the fix is emitted as soon as the ender arrives. Before that
+(the first epoch) and whenever the pattern changes, an epoch is emitted when the next one starts. A new epoch
+starts when the time of day changes or a position sentence type repeats. :meth:`FixAssembler.flush` emits the
+epoch in progress (end of input).
+
+The date comes from the latest RMC or ZDA and then follows the stream: a time of day more than 12 hours before
+the previous one is the next day (the midnight roll-over between an RMC and the next GGA), more than 12 hours
+after it the previous day.
+
+A "no fix" epoch (GGA quality 0, RMC status V, GNS mode all N, or coordinates missing, in every position
+sentence) gives ``valid=False`` and carries no position and nothing derived from one. A sentence whose fields
+cannot be read is dropped and counted in ``undecodable``; the position it might carry is never guessed. VTG
+and ZDA are decoded only when they can add something (a VTG when the epoch's RMC has no speed or course; a ZDA
+whose date fields changed), so an unreadable one is counted only then.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.errors import NmeaError
 from agent.model import Fix
 from agent.nmea.reader import DEFAULT_MAX_SENTENCE_BYTES, NmeaReader, Sentence
-from agent.nmea.sentences import (
-    KNOTS_TO_KMH,
-    Gga,
-    Gns,
-    Rmc,
-    Vtg,
-    Zda,
-    decode_gga,
-    decode_gns,
-    decode_rmc,
-    decode_vtg,
-    decode_zda,
-)
+from agent.nmea.sentences import KNOTS_TO_KMH, decode_gga, decode_gns, decode_rmc, decode_vtg, decode_zda
 
-_FIX_INPUTS = frozenset({"GGA", "RMC", "GNS", "VTG", "ZDA"})  # what FixAssembler.push reads; it ignores the rest
+POSITION_KINDS = frozenset({"GGA", "RMC", "GNS"})
+FIX_INPUTS = POSITION_KINDS | {"VTG", "ZDA"}  # what FixAssembler.push reads; it ignores every other sentence
 _HALF_DAY_S = 43_200.0
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -45,123 +45,174 @@ def _seconds_of_day(time: dt.time) -> float:
 
 @dataclass(slots=True)
 class _Epoch:
-    """What is known about the current epoch (one time of day) from the sentences seen so far."""
+    """What the sentences of one epoch said so far."""
 
     time: dt.time | None = None
+    kinds: list[str] = field(default_factory=list)  # position sentence types seen, in order
+    emitted: bool = False
+    source: str = ""
+    talker: str = ""
+    valid: bool = False
+    lat: float | None = None
+    lon: float | None = None
     altitude_m: float | None = None
     hdop: float | None = None
     satellites: int | None = None
+    quality: int | None = None
     speed_kmh: float | None = None
     course_deg: float | None = None
+    vtg: Sentence | None = None  # decoded only if the fix needs its speed or course
 
 
 class FixAssembler:
-    """Sentences in, ``Fix`` values out; see the module docstring for how epochs and dates are combined."""
+    """Sentences in, one ``Fix`` per epoch out; see the module docstring for the rules."""
 
     def __init__(self) -> None:
         self.undecodable = 0
-        self._date: dt.date | None = None
-        self._date_learnt_at = 0.0  # seconds of day of the sentence that gave the date
         self._epoch = _Epoch()
+        self._ender: str | None = None  # the receiver's last position sentence type per epoch, once learnt
+        self._date: dt.date | None = None  # the UTC date at time of day self._anchor
+        self._anchor = dt.time()
+        self._zda_date_fields: list[str] | None = None
 
-    def push(self, sentence: Sentence) -> Fix | None:
-        """Take one sentence; return the fix it completes, if it is a position sentence."""
-        if sentence.proprietary:
-            return None
+    def push(self, sentence: Sentence) -> list[Fix]:
+        """Take one sentence; return the fixes it completes (usually none or one)."""
         kind = sentence.kind
+        if sentence.proprietary or kind not in FIX_INPUTS:
+            return []
         try:
-            if kind == "GGA":
-                return self._from_gga(decode_gga(sentence))
-            if kind == "RMC":
-                return self._from_rmc(decode_rmc(sentence))
-            if kind == "GNS":
-                return self._from_gns(decode_gns(sentence))
             if kind == "VTG":
-                self._from_vtg(decode_vtg(sentence))
-            elif kind == "ZDA":
-                self._from_zda(decode_zda(sentence))
+                self._epoch.vtg = sentence  # VTG has no time of its own: it belongs to the epoch in progress
+                return []
+            if kind == "ZDA":
+                self._from_zda(sentence)
+                return []
+            return self._from_position(sentence)
         except NmeaError:
             self.undecodable += 1
-        return None
+            return []
+
+    def flush(self) -> list[Fix]:
+        """The epoch in progress, if not emitted yet (call at the end of input)."""
+        epoch, self._epoch = self._epoch, _Epoch()
+        if epoch.kinds and not epoch.emitted:
+            return [self._fix(epoch)]
+        return []
 
     # -- per sentence type ---------------------------------------------------------------------------------
 
-    def _from_gga(self, gga: Gga) -> Fix:
-        valid = bool(gga.quality) and gga.lat is not None and gga.lon is not None
-        epoch = self._enter_epoch(gga.time)
+    def _from_position(self, sentence: Sentence) -> list[Fix]:
+        kind = sentence.kind
+        if kind == "GGA":
+            gga = decode_gga(sentence)
+            time, valid = gga.time, bool(gga.quality) and gga.lat is not None and gga.lon is not None
+        elif kind == "RMC":
+            rmc = decode_rmc(sentence)
+            time, valid = rmc.time, rmc.status == "A" and rmc.lat is not None and rmc.lon is not None
+            if rmc.date is not None and time is not None:
+                self._learn_date(rmc.date, time)
+        else:
+            gns = decode_gns(sentence)
+            time, valid = gns.time, bool(gns.mode.strip("N")) and gns.lat is not None and gns.lon is not None
+        fixes = []
+        epoch = self._epoch
+        if time != epoch.time or kind in epoch.kinds:
+            fixes += self._close_epoch(time)
+            epoch = self._epoch
+        epoch.kinds.append(kind)
+        if not epoch.source:
+            epoch.source, epoch.talker = kind, sentence.talker
         if valid:
-            epoch.altitude_m, epoch.hdop, epoch.satellites = gga.altitude_m, gga.hdop, gga.satellites
-        return self._fix("GGA", gga.talker, valid, gga.time, gga.lat, gga.lon, gga.quality)
+            epoch.valid, epoch.source, epoch.talker = True, kind, sentence.talker
+            if kind == "GGA":
+                epoch.lat, epoch.lon = gga.lat, gga.lon
+                epoch.altitude_m, epoch.hdop, epoch.satellites, epoch.quality = (
+                    gga.altitude_m, gga.hdop, gga.satellites, gga.quality)
+            elif kind == "RMC":
+                epoch.lat, epoch.lon = rmc.lat, rmc.lon
+                if rmc.speed_knots is not None:
+                    epoch.speed_kmh = rmc.speed_knots * KNOTS_TO_KMH
+                if rmc.course_deg is not None:
+                    epoch.course_deg = rmc.course_deg
+            else:
+                epoch.lat, epoch.lon = gns.lat, gns.lon
+                epoch.altitude_m, epoch.hdop, epoch.satellites = gns.altitude_m, gns.hdop, gns.satellites
+        elif kind == "GGA" and epoch.quality is None:
+            epoch.quality = gga.quality
+        if kind == self._ender and not epoch.emitted:
+            epoch.emitted = True
+            fixes.append(self._fix(epoch))
+        return fixes
 
-    def _from_gns(self, gns: Gns) -> Fix:
-        valid = bool(gns.mode.strip("N")) and gns.lat is not None and gns.lon is not None
-        epoch = self._enter_epoch(gns.time)
-        if valid:
-            epoch.altitude_m, epoch.hdop, epoch.satellites = gns.altitude_m, gns.hdop, gns.satellites
-        return self._fix("GNS", gns.talker, valid, gns.time, gns.lat, gns.lon, None)
+    def _close_epoch(self, time: dt.time | None) -> list[Fix]:
+        """Start a new epoch at ``time``; return the old one's fix if it was not emitted yet."""
+        old, self._epoch = self._epoch, _Epoch(time=time)
+        if not old.kinds:
+            return []
+        self._ender = old.kinds[-1]
+        return [] if old.emitted else [self._fix(old)]
 
-    def _from_rmc(self, rmc: Rmc) -> Fix:
-        if rmc.date is not None and rmc.time is not None:
-            self._learn_date(rmc.date, rmc.time)
-        valid = rmc.status == "A" and rmc.lat is not None and rmc.lon is not None
-        epoch = self._enter_epoch(rmc.time)
-        if valid:
-            if rmc.speed_knots is not None:
-                epoch.speed_kmh = rmc.speed_knots * KNOTS_TO_KMH
-            if rmc.course_deg is not None:
-                epoch.course_deg = rmc.course_deg
-        return self._fix("RMC", rmc.talker, valid, rmc.time, rmc.lat, rmc.lon, None)
-
-    def _from_vtg(self, vtg: Vtg) -> None:
-        # VTG has no time of its own: it belongs to the epoch in progress.
-        if vtg.mode == "N":  # NMEA 2.3+: data not valid
+    def _from_zda(self, sentence: Sentence) -> None:
+        # Receivers repeat ZDA every epoch with the same date, and the date follows the time of day by itself
+        # (see _timestamp), so a ZDA whose date fields did not change has nothing to teach.
+        date_fields = sentence.body.split(",")[2:5]
+        if date_fields == self._zda_date_fields:
             return
-        speed = vtg.speed_kmh
-        if speed is None and vtg.speed_knots is not None:
-            speed = vtg.speed_knots * KNOTS_TO_KMH
-        if speed is not None:
-            self._epoch.speed_kmh = speed
-        if vtg.course_true_deg is not None:
-            self._epoch.course_deg = vtg.course_true_deg
-
-    def _from_zda(self, zda: Zda) -> None:
+        zda = decode_zda(sentence)
+        self._zda_date_fields = date_fields
         if zda.date is not None and zda.time is not None:
             self._learn_date(zda.date, zda.time)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
     def _learn_date(self, date: dt.date, time: dt.time) -> None:
-        self._date = date
-        self._date_learnt_at = _seconds_of_day(time)
-
-    def _enter_epoch(self, time: dt.time | None) -> _Epoch:
-        if time is None or time != self._epoch.time:
-            self._epoch = _Epoch(time=time)
-        return self._epoch
+        if date != self._date:
+            self._zda_date_fields = None
+        self._date, self._anchor = date, time
 
     def _timestamp(self, time: dt.time | None) -> dt.datetime | None:
+        """The date follows the stream: a time of day more than 12 h before the last one is the next day."""
         date = self._date
         if time is None or date is None:
             return None
-        drift = _seconds_of_day(time) - self._date_learnt_at
-        if drift < -_HALF_DAY_S:
-            date += _ONE_DAY
-        elif drift > _HALF_DAY_S:
-            date -= _ONE_DAY
+        if time != self._anchor:
+            drift = _seconds_of_day(time) - _seconds_of_day(self._anchor)
+            if drift < -_HALF_DAY_S:
+                date += _ONE_DAY
+            elif drift > _HALF_DAY_S:
+                date -= _ONE_DAY
+            self._date, self._anchor = date, time
         return dt.datetime.combine(date, time, tzinfo=dt.UTC)
 
-    def _fix(
-        self, source: str, talker: str, valid: bool, time: dt.time | None,
-        lat: float | None, lon: float | None, quality: int | None,
-    ) -> Fix:
-        timestamp = self._timestamp(time)
-        if not valid:
-            return Fix(source=source, valid=False, time=timestamp, fix_quality=quality, talker=talker)
-        epoch = self._epoch
+    def _apply_vtg(self, epoch: _Epoch) -> None:
+        """Decode the epoch's VTG into the speed and course its RMC did not give."""
+        sentence, epoch.vtg = epoch.vtg, None
+        if sentence is None:
+            return
+        try:
+            vtg = decode_vtg(sentence)
+        except NmeaError:
+            self.undecodable += 1
+            return
+        if vtg.mode == "N":  # NMEA 2.3+: data not valid
+            return
+        speed = vtg.speed_kmh
+        if speed is None and vtg.speed_knots is not None:
+            speed = vtg.speed_knots * KNOTS_TO_KMH
+        if epoch.speed_kmh is None:
+            epoch.speed_kmh = speed
+        if epoch.course_deg is None:
+            epoch.course_deg = vtg.course_true_deg
+
+    def _fix(self, epoch: _Epoch) -> Fix:
+        timestamp = self._timestamp(epoch.time)
+        if not epoch.valid:
+            return Fix(epoch.source, False, timestamp, fix_quality=epoch.quality, talker=epoch.talker)
+        if epoch.vtg is not None and (epoch.speed_kmh is None or epoch.course_deg is None):
+            self._apply_vtg(epoch)
         return Fix(
-            source=source, valid=True, time=timestamp, lat=lat, lon=lon,
-            altitude_m=epoch.altitude_m, hdop=epoch.hdop, satellites=epoch.satellites,
-            speed_kmh=epoch.speed_kmh, course_deg=epoch.course_deg, fix_quality=quality, talker=talker,
+            epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
+            epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker,
         )
 
 
@@ -171,7 +222,9 @@ class FixDecoder:
     def __init__(
         self, max_sentence_bytes: int = DEFAULT_MAX_SENTENCE_BYTES, *, allow_missing_checksum: bool = False
     ) -> None:
-        self.reader = NmeaReader(max_sentence_bytes, allow_missing_checksum=allow_missing_checksum)
+        self.reader = NmeaReader(
+            max_sentence_bytes, allow_missing_checksum=allow_missing_checksum, kinds=FIX_INPUTS
+        )
         self.assembler = FixAssembler()
 
     def feed(self, data: bytes | bytearray) -> list[Fix]:
@@ -180,15 +233,14 @@ class FixDecoder:
         return self._drain()
 
     def feed_eof(self) -> list[Fix]:
+        """End of input: the sentence and the epoch still open are completed."""
         self.reader.feed_eof()
-        return self._drain()
+        return self._drain() + self.assembler.flush()
 
     def _drain(self) -> list[Fix]:
         push = self.assembler.push
-        fixes = []
+        fixes: list[Fix] = []
         for sentence in self.reader:
-            if sentence.kind in _FIX_INPUTS:  # skip the call for GSV, GSA, proprietary ... (most sentences)
-                fix = push(sentence)
-                if fix is not None:
-                    fixes.append(fix)
+            if not sentence.proprietary:  # the reader returns only FIX_INPUTS types ($PRMC would be one too)
+                fixes += push(sentence)
         return fixes

@@ -93,12 +93,19 @@ class NmeaReader:
     """Frames and checks NMEA sentences from a byte stream; see the module docstring for the rules."""
 
     def __init__(
-        self, max_sentence_bytes: int = DEFAULT_MAX_SENTENCE_BYTES, *, allow_missing_checksum: bool = False
+        self,
+        max_sentence_bytes: int = DEFAULT_MAX_SENTENCE_BYTES,
+        *,
+        allow_missing_checksum: bool = False,
+        kinds: frozenset[str] | None = None,
     ) -> None:
+        """``kinds``: return only sentences of these types (``"GGA"``, ``"QGSV"`` for ``$PQGSV``); the others
+        are still checked and counted. ``None`` returns every accepted sentence."""
         if not 16 <= max_sentence_bytes <= 65536:
             raise UsageError("max_sentence_bytes must be between 16 and 65536", value=max_sentence_bytes)
         self.max_sentence_bytes = max_sentence_bytes
         self.allow_missing_checksum = allow_missing_checksum
+        self.kinds = kinds
         self.counters = ReaderCounters()
         self._events: deque[Sentence] = deque()
         self._open = b""  # the sentence still open after the last feed, '$' included; within the bound
@@ -197,6 +204,8 @@ class NmeaReader:
         sums = nmea_checksums([frame[:star] for frame, star in zip(frames, stars, strict=True)])
         append = self._events.append
         allow_missing = self.allow_missing_checksum
+        wanted = self.kinds
+        new = tuple.__new__  # Sentence(...) goes through a Python-level __new__; this is the same, faster
         malformed = bad_checksum = missing_checksum = proprietary = unknown = accepted = 0
         for frame, star, computed in zip(frames, stars, sums, strict=True):
             try:
@@ -228,13 +237,16 @@ class NmeaReader:
             elif address[0] == "P" and len(address) > 1:
                 proprietary += 1
                 accepted += 1
-                append(Sentence("", address[1:], body, True))
+                kind = address[1:]
+                if wanted is None or kind in wanted:
+                    append(new(Sentence, ("", kind, body, True)))
             elif len(address) == 5:
                 kind = address[2:]
                 if kind not in DECODED_TYPES:
                     unknown += 1
                 accepted += 1
-                append(Sentence(address[:2], kind, body, False))
+                if wanted is None or kind in wanted:
+                    append(new(Sentence, (address[:2], kind, body, False)))
             else:
                 malformed += 1
         counters = self.counters

@@ -141,7 +141,7 @@ def decode(sentence: Sentence) -> Decoded:
 
 
 class _FieldError(Exception):
-    """Internal: field ``number`` is not ``what``; turned into NmeaError with the sentence's type and talker."""
+    """Internal: field ``number`` is not ``what``; becomes an NmeaError naming the type and talker."""
 
     def __init__(self, number: int, what: str) -> None:
         super().__init__(number, what)
@@ -149,15 +149,15 @@ class _FieldError(Exception):
         self.what = what
 
 
-Fields = tuple[str, ...]
+Fields = list[str]
 T = TypeVar("T")
 
 
 def _decoding(sentence: Sentence, build: Callable[[str, Fields], T], count: int) -> T:
     """Split the body once, pad it to ``count`` fields (receivers omit trailing empty ones), build."""
-    fields = sentence.fields
+    fields = sentence.body.split(",")
     if len(fields) < count:
-        fields += ("",) * (count - len(fields))
+        fields += [""] * (count - len(fields))
     try:
         return build(sentence.talker, fields)
     except _FieldError as error:
@@ -304,7 +304,8 @@ def _gsv(talker: str, f: Fields, blocks: int) -> Gsv:
         first = 4 + 4 * block
         prn = _int(f, first)
         if prn is not None:
-            satellites.append(SatelliteInView(prn, _int(f, first + 1), _int(f, first + 2), _int(f, first + 3)))
+            elevation, azimuth, snr = _int(f, first + 1), _int(f, first + 2), _int(f, first + 3)
+            satellites.append(SatelliteInView(prn, elevation, azimuth, snr))
     return Gsv(talker, total, number, _int(f, 3), tuple(satellites), f[4 + 4 * blocks] or None)
 
 
