@@ -76,23 +76,14 @@ def first_seq_of(name: str) -> int | None:
     return int(stem)
 
 
-class ChainChecker:
-    """Feed records in log order; any break raises :class:`LogCorrupt` at the record's place.
+class LinkChecker:
+    """Feed records in log order; a record out of place or off the hash chain raises :class:`LogCorrupt`."""
 
-    ``public_key``: the device key checkpoints must be signed with; None accepts the key a checkpoint names
-    (the signature is still checked, but then it only shows the log was not altered after signing).
-    """
-
-    def __init__(self, public_key: bytes | None = None) -> None:
-        self.public_key = public_key
+    def __init__(self) -> None:
         self.count = 0
         self.head = codec.GENESIS
-        self.tree = merkle.CompactTree()
         self.counts: dict[str, int] = {}
-        self.checkpoints = 0
-        self.last_checkpoint: Checkpoint | None = None
         self._segment = ""
-        self._segment_first: int | None = None
 
     def start_segment(self, name: str) -> None:
         first = first_seq_of(name)
@@ -109,12 +100,30 @@ class ChainChecker:
                              expected_seq=self.count, found_seq=record.seq)
         if record.prev_hash != self.head:
             raise LogCorrupt("hash chain broken", segment=self._segment, offset=offset, seq=record.seq)
-        if record.type == "checkpoint":
-            self._check_checkpoint(record, offset)
         self.count += 1
         self.head = record.hash
-        self.tree.append_leaf_hash(merkle.leaf_hash(record.payload))
         self.counts[record.type] = self.counts.get(record.type, 0) + 1
+
+
+class ChainChecker(LinkChecker):
+    """A :class:`LinkChecker` that also keeps the Merkle tree and checks every signed checkpoint.
+
+    ``public_key``: the device key checkpoints must be signed with; None accepts the key a checkpoint names
+    (the signature is still checked, but then it only shows the log was not altered after signing).
+    """
+
+    def __init__(self, public_key: bytes | None = None) -> None:
+        super().__init__()
+        self.public_key = public_key
+        self.tree = merkle.CompactTree()
+        self.checkpoints = 0
+        self.last_checkpoint: Checkpoint | None = None
+
+    def add(self, record: codec.Record, offset: int) -> None:
+        if record.type == "checkpoint":
+            self._check_checkpoint(record, offset)
+        super().add(record, offset)
+        self.tree.append_leaf_hash(merkle.leaf_hash(record.payload))
 
     def _check_checkpoint(self, record: codec.Record, offset: int) -> None:
         try:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from agent.ledger import codec
-from agent.ledger.chain import ChainChecker
+from agent.ledger.chain import LinkChecker
 
 CHUNK = 1 << 20
 
@@ -35,7 +35,7 @@ class SegmentScan:
         self.tail = reader.finish()
         self.end = reader.offset
 
-    def records(self, checker: ChainChecker | None = None) -> Iterator[codec.Record]:
+    def records(self, checker: LinkChecker | None = None) -> Iterator[codec.Record]:
         """Decoded records, each added to ``checker`` (which raises on any break) before it is yielded."""
         if checker is not None:
             checker.start_segment(self.name)
