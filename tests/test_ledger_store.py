@@ -143,6 +143,36 @@ def test_any_bit_flip_is_detected_at_the_frame_that_holds_it(built: Path,
     assert str(holder) in str(caught.value)
 
 
+@pytest.fixture(scope="module")
+def built_segments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    state = tmp_path_factory.mktemp("segments")
+    with Ledger.open(state, SMALL_SEGMENTS) as ledger:
+        fill(ledger, 90)
+    return state
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_bit_flips_in_any_segment_or_the_checkpoint_file_are_located(built_segments: Path,
+                                                                    tmp_path_factory: pytest.TempPathFactory,
+                                                                    data: st.DataObject) -> None:
+    names = [path.name for path in segment_paths(built_segments)] + ["checkpoint.cbor"]
+    name = data.draw(st.sampled_from(names))
+    size = (ledger_dir(built_segments) / name).stat().st_size
+    position = data.draw(st.integers(0, size - 1))
+    state = copy_state(built_segments, tmp_path_factory.mktemp("flip") / "s")
+    target = ledger_dir(state) / name
+    raw = bytearray(target.read_bytes())
+    raw[position] ^= 1 << data.draw(st.integers(0, 7))
+    target.write_bytes(bytes(raw))
+    with pytest.raises(LogCorrupt) as caught:
+        Ledger.open(state, SMALL_SEGMENTS).close()
+    assert caught.value.segment == name
+    if name.endswith(".seg"):
+        frames = frame_offsets(ledger_dir(built_segments) / name)
+        assert caught.value.offset == next(start for start, end in frames if start <= position < end)
+
+
 def test_reordered_records_are_corruption(built: Path, tmp_path: Path) -> None:
     state = copy_state(built, tmp_path / "s")
     segment = segment_paths(state)[-1]

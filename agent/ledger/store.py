@@ -259,6 +259,8 @@ class Ledger:
             checkpoint = Checkpoint.from_fields(codec.loads(raw))
         except Exception as exc:  # any decoding failure of this small file is the same finding
             raise LogCorrupt("checkpoint file is damaged", segment=CHECKPOINT_FILE, offset=0) from exc
+        if checkpoint.public_key != self._public_key or not checkpoint.valid():
+            raise LogCorrupt("checkpoint file signature invalid", segment=CHECKPOINT_FILE, offset=0)
         if checkpoint.count >= self._state.checker.count:
             name, size = self._state.segments[-1] if self._state.segments else (CHECKPOINT_FILE, 0)
             raise LogCorrupt("the log ends before its latest signed checkpoint (a segment is missing or cut)",
