@@ -11,6 +11,7 @@ sentence type and field number, never its value (it may be a coordinate). Propri
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
@@ -220,13 +221,10 @@ def _time(fields: Fields, number: int) -> dt.time | None:
     text = fields[number]
     if not text:
         return None
-    if len(text) < 6 or not text[:6].isdigit() or not text.isascii():
+    time = _parse_time(text)
+    if time is None:
         raise _FieldError(number, "a time hhmmss.ss")
-    try:
-        whole, micro = divmod(round(float(text[4:]) * 1_000_000), 1_000_000)
-        return dt.time(int(text[0:2]), int(text[2:4]), whole, micro)
-    except (ValueError, OverflowError):  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
-        raise _FieldError(number, "a time hhmmss.ss") from None
+    return time
 
 
 def _dmy_date(fields: Fields, number: int) -> dt.date | None:
@@ -234,14 +232,37 @@ def _dmy_date(fields: Fields, number: int) -> dt.date | None:
     text = fields[number]
     if not text:
         return None
-    if len(text) != 6 or not text.isdigit() or not text.isascii():
+    date = _parse_dmy_date(text)
+    if date is None:
         raise _FieldError(number, "a date ddmmyy")
+    return date
+
+
+# GGA, RMC (and GNS) of one epoch carry the same time and every RMC the same date: remembering the last few
+# parses saves a good part of their decoding. Pure functions of the text, so caching cannot change a result.
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_time(text: str) -> dt.time | None:
+    if len(text) < 6 or not text[:6].isdigit() or not text.isascii():
+        return None
+    try:
+        whole, micro = divmod(round(float(text[4:]) * 1_000_000), 1_000_000)
+        return dt.time(int(text[0:2]), int(text[2:4]), whole, micro)
+    except (ValueError, OverflowError):  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_dmy_date(text: str) -> dt.date | None:
+    if len(text) != 6 or not text.isdigit() or not text.isascii():
+        return None
     year = int(text[4:6])
     year += 1900 if year >= 80 else 2000
     try:
         return dt.date(year, int(text[2:4]), int(text[0:2]))
     except ValueError:
-        raise _FieldError(number, "a date ddmmyy") from None
+        return None
 
 
 # -- decoders ------------------------------------------------------------------------------------------------
