@@ -130,6 +130,9 @@ def _validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(args) - set(allowed))
     if unknown:
         raise UsageError(f"op '{op}' does not take: {', '.join(_clip(key) for key in unknown)}")
+    missing = sorted(_REQUIRED.get(op, frozenset()) - set(args))
+    if missing:
+        raise UsageError(f"op '{op}' needs: {', '.join(missing)}")
     return {key: allowed[key](key, value) for key, value in args.items()}
 
 
@@ -168,6 +171,11 @@ _ARGS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
     "consent.withdraw": {"purpose": _purpose},
     "export": {"out": _path_text},
     "erase": {"all": _flag},
+}
+_REQUIRED: dict[str, frozenset[str]] = {
+    "consent.grant": frozenset({"purpose"}),
+    "consent.withdraw": frozenset({"purpose"}),
+    "export": frozenset({"out"}),
 }
 
 
