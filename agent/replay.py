@@ -1,11 +1,12 @@
 """``privacy-agent replay CAPTURE [--json]``: decode an NMEA capture file into fixes, one JSON object a line.
 
 Reads a gpsd-style capture (``#`` comment lines, CRLF or LF, binary allowed) in fixed-size blocks, so memory
-stays constant whatever the file's size. Prints one object per valid fix whose time is known: ``time`` (ISO
-8601 UTC with ``Z``), ``lat``, ``lon`` (decimal degrees, south and west negative), then whatever else is known
-(``alt``, ``hdop``, ``sats``, ``speed`` in km/h, ``course``, ``quality``, ``source``, ``talker``). A fix
-before the first date (RMC or ZDA) has no time and is not printed. A summary of the reader's counters goes to
-standard error. The header comments (names, addresses, home locations) are never printed.
+stays constant whatever the file's size. Prints one object per valid fix (one per epoch, see
+:mod:`agent.nmea.fixes`) whose time is known: ``time`` (ISO 8601 UTC with ``Z``), ``lat``, ``lon`` (decimal
+degrees, south and west negative), then whatever else is known (``alt``, ``hdop``, ``sats``, ``speed`` in
+km/h, ``course``, ``quality``, ``source``, ``talker``). A fix before the first date (RMC or ZDA) has no time
+and is not printed. A summary of the reader's counters goes to standard error. The header comments (names,
+addresses, home locations) are never printed.
 """
 
 from __future__ import annotations

@@ -2,11 +2,17 @@
 
 ::
 
-    reader = NmeaReader()                 # or FixDecoder() for bytes -> Fix directly
+    reader = NmeaReader()                 # max_sentence_bytes=256, allow_missing_checksum=False, kinds=None
     reader.feed(chunk)                    # any chunking; garbage and binary are counted and skipped
-    for sentence in reader:               # Sentence(talker, kind, fields, proprietary)
+    for sentence in reader:               # Sentence(talker, kind, body, proprietary); .fields splits the body
         value = decode(sentence)          # Gga | Rmc | Gns | Gsa | Gsv | Vtg | Zda | Proprietary | Unknown
-        fix = assembler.push(sentence)    # agent.model.Fix or None
+        fixes = assembler.push(sentence)  # FixAssembler: list of agent.model.Fix, one per epoch
+    reader.feed_eof(); assembler.flush()  # end of input: the open sentence and epoch are completed
+    reader.counters                       # accepted, bad_checksum, missing_checksum, malformed,
+                                          # garbage_bytes, proprietary, unknown
+
+    decoder = FixDecoder()                # both in one: decoder.feed(chunk) -> list[Fix]; decoder.feed_eof()
+    CaptureFilter().feed(raw)             # gpsd .log files: drops '#' lines and Delay-Cookie bytes
 """
 
 from agent.nmea.capture import CaptureFilter
