@@ -38,7 +38,6 @@ def _checksum_bytewise(data: bytes) -> int:
 _BLOCK = 128  # bytes per body in a batch; longer bodies take the one-by-one path
 _BATCH = 128  # bodies per big integer: large enough to amortise, small enough to stay in cache
 _FOLD_SHIFTS = (512, 256, 128, 64, 32, 16, 8)
-_batch_masks: dict[int, tuple[int, ...]] = {}
 
 
 def nmea_checksums(bodies: Sequence[bytes]) -> bytes:
@@ -46,7 +45,7 @@ def nmea_checksums(bodies: Sequence[bytes]) -> bytes:
 
     Why: the reader checks every sentence of a read at once, and this is several times faster per sentence.
     How: each body is zero-padded to 128 bytes (zeros do not change an XOR) and a batch of them becomes one
-    big integer; seven shift-XOR-mask steps then fold every 128-byte block onto its lowest byte, so the
+    big integer; seven shift-XOR steps then fold every 128-byte block onto its lowest byte, so the
     per-byte work happens inside CPython's integer arithmetic instead of a Python loop. Longer bodies (rare:
     the default sentence bound is 256) are done one by one.
     """
@@ -68,23 +67,14 @@ def _batched(bodies: Sequence[bytes]) -> bytes:
 
 
 def _folded_checksums(bodies: Sequence[bytes]) -> bytes:
-    count = len(bodies)
+    # Blocks are little-endian, so shifting right moves each block's upper bytes onto its lower ones. After a
+    # fold by half a block, the lower half of every block is the XOR of its two halves; its upper half now
+    # holds a neighbour's bytes, but no later step reads it: each step only reads the lower half of what the
+    # previous step left clean. So no masking is needed, and byte 0 of each block ends up as its checksum.
     folded = int.from_bytes(b"".join([body.ljust(_BLOCK, b"\0") for body in bodies]), "little")
-    for shift, mask in zip(_FOLD_SHIFTS, _masks_for(count), strict=True):
-        folded = (folded ^ (folded >> shift)) & mask
-    return folded.to_bytes(count * _BLOCK, "little")[::_BLOCK]
-
-
-def _masks_for(count: int) -> tuple[int, ...]:
-    """For each fold step, a mask keeping the low 64, 32 ... 1 bytes of each of ``count`` blocks."""
-    masks = _batch_masks.get(count)
-    if masks is None:
-        masks = tuple(
-            int.from_bytes((b"\xff" * kept + bytes(_BLOCK - kept)) * count, "little")
-            for kept in (64, 32, 16, 8, 4, 2, 1)
-        )
-        _batch_masks[count] = masks  # at most _BATCH entries
-    return masks
+    for shift in _FOLD_SHIFTS:
+        folded ^= folded >> shift
+    return folded.to_bytes(len(bodies) * _BLOCK, "little")[::_BLOCK]
 
 
 def with_checksum(body: str) -> str:
