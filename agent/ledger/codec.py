@@ -151,29 +151,26 @@ def decode_record(payload: bytes, *, segment: str, offset: int) -> Record:
 
 
 def _record_from(body: Any, payload: bytes) -> Record:
-    if not isinstance(body, dict) or body["v"] != SCHEMA_VERSION:
+    if type(body) is not dict or body["v"] != SCHEMA_VERSION:
         raise ValueError("not a record of this schema")
     seq, time_ms, record_type, prev = body["seq"], body["t"], body["type"], body["prev"]
     fields = body.get("f", {})
-    if not (_is_int(seq) and _is_int(time_ms) and isinstance(record_type, str) and isinstance(prev, bytes)
-            and len(prev) == HASH_SIZE and isinstance(fields, dict)):
+    # exact type checks (bool is not an int here), written flat: this runs once per record on every read
+    if not (type(seq) is int and type(time_ms) is int and seq >= 0 and time_ms >= 0
+            and type(record_type) is str and type(prev) is bytes and len(prev) == HASH_SIZE
+            and type(fields) is dict):
         raise ValueError("record fields have the wrong types")
     sealed = _sealed_from(body["p"]) if "p" in body else None
-    return Record(seq=seq, time_ms=time_ms, type=record_type, prev_hash=prev, fields=fields, sealed=sealed,
-                  payload=payload, hash=record_hash(payload))
+    return Record(seq, time_ms, record_type, prev, fields, sealed, payload, hashlib.sha256(payload).digest())
 
 
 def _sealed_from(raw: Any) -> Sealed:
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise ValueError("personal part is not a map")
     key_id, nonce, ciphertext = raw["k"], raw["n"], raw["c"]
-    if not (isinstance(key_id, str) and isinstance(nonce, bytes) and isinstance(ciphertext, bytes)):
+    if not (type(key_id) is str and type(nonce) is bytes and type(ciphertext) is bytes):
         raise ValueError("personal part has the wrong types")
-    return Sealed(key_id=key_id, nonce=nonce, ciphertext=ciphertext)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return Sealed(key_id, nonce, ciphertext)
 
 
 # -- frames -------------------------------------------------------------------------------------------------

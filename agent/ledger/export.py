@@ -45,6 +45,23 @@ SEGMENT_DIR = "segments/"
 COPY_CHUNK = 1 << 20
 JSONL_BATCH = 1024
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+
+def _line_encoder() -> Callable[[Any], str]:
+    """The C encoder behind _ENCODER, made once: JSONEncoder.encode would build it again for every line."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ",
+                  False, False, True)
+
+    def encode_line(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return encode_line
+
+
+_ENCODE_LINE = _line_encoder()
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 Progress = Callable[[int, int], None]
 
@@ -244,7 +261,7 @@ class _JsonlBuilder:
         if record.sealed is not None:
             entry["personal"] = self._personal(record)
         entry["hash"] = record.hash.hex()
-        return _ENCODER.encode(entry) + "\n"
+        return _ENCODE_LINE(entry) + "\n"
 
     def _personal(self, record: codec.Record) -> Any:
         sealed = record.sealed
