@@ -12,11 +12,14 @@ Use::
     ledger.head()                                 # (count, head hash hex)
     ledger.last_record_of_type("switch")          # Record | None (.seq, .time_ms, .type, .fields, .sealed)
     ledger.open_personal(record)                  # decrypted personal fields, None once erased
+    ledger.records()                              # every Record in order, chain-checked while read
     ledger.verify()                               # VerifyReport; raises LogCorrupt(segment=..., offset=...)
     ledger.export(out, overwrite=False, progress=None)            # ExportSummary (zip, streaming)
     ledger.erase(epoch=N) / erase(time_range=(start_ms, end_ms)) / erase(everything=True)  # EraseSummary
     ledger.checkpoint()                           # sign now (also every N records or T seconds)
     ledger.close()                                # or: with Ledger.open(...) as ledger:
+
+    Ledger.open(state_dir, read_only=True)        # offline tools: changes nothing, reports a torn tail
 
     from agent.ledger.export import verify_export
     verify_export(path)                           # ExportReport; raises ExportError / LogCorrupt
