@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from agent.errors import UsageError
 from agent.nmea import NEED_DATA, NmeaReader, Sentence, nmea_checksum, with_checksum
 from agent.nmea.checksum import nmea_checksums
 
+CORPORA = Path(__file__).parent / "corpora"
 GGA = b"$GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,*49\r\n"
 
 
@@ -282,3 +284,15 @@ def test_arbitrary_bytes_never_raise_and_memory_stays_bounded(data: bytes, seed:
     found = reader.counters
     assert found.garbage_bytes <= len(data)
     assert found.accepted + found.malformed + found.bad_checksum + found.missing_checksum <= data.count(b"$")
+
+
+def test_kinds_filter_returns_only_those_but_counts_everything() -> None:
+    data = (CORPORA / "gpsd" / "quectel-eg25-g-2.log").read_bytes()
+    everything, all_counters = read_all(data)
+    reader = NmeaReader(kinds=frozenset({"GGA", "QGSV"}))
+    reader.feed(data)
+    reader.feed_eof()
+    wanted = list(reader)
+    assert [s for s in everything if s.kind in ("GGA", "QGSV")] == wanted
+    assert {s.kind for s in wanted} == {"GGA", "QGSV"}
+    assert reader.counters.as_dict() == all_counters
