@@ -11,7 +11,15 @@ from agent.errors import PortUnavailable, UsageError
 from agent.nmea.checksum import nmea_checksum
 from agent.sim import ManualClock, SimModem
 from agent.sim.identity import TrackPoint, luhn_valid
-from agent.sim.modem import BOOT_S, BOOT_URCS, POWER_DOWN_URC_S, POWER_OFF_S, REGISTER_S, RESET_AFTER_S
+from agent.sim.modem import (
+    BOOT_S,
+    BOOT_URC_DELAY_S,
+    BOOT_URCS,
+    POWER_DOWN_URC_S,
+    POWER_OFF_S,
+    REGISTER_S,
+    RESET_AFTER_S,
+)
 from agent.sim.nmea_out import qgpsloc_payload
 
 
@@ -354,6 +362,8 @@ def test_cfun_1_1_answers_ok_then_drops_the_ports_then_boots_with_urcs() -> None
     assert modem.next_due("at") == pytest.approx(clock.monotonic() + BOOT_S)
     clock.advance(BOOT_S)
     assert modem.is_connected("at") and modem.link_generation("at") == generation + 1
+    assert modem.read("at", 1000) == b""  # the ports are back before the firmware prints RDY
+    clock.advance(BOOT_URC_DELAY_S)
     burst = b"".join(b"\r\n" + urc.encode() + b"\r\n" for urc in BOOT_URCS)
     assert burst.startswith(b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n")
     assert modem.read("at", 1000) == burst
@@ -368,7 +378,7 @@ def test_reboot_without_port_drop_keeps_the_link_and_ignores_input_while_booting
     assert modem.is_connected("at") and modem.state.booted is False
     modem.write("at", b"AT\r")
     assert modem.read("at", 100) == b""
-    clock.advance(BOOT_S)
+    clock.advance(BOOT_S + BOOT_URC_DELAY_S)
     assert modem.read("at", 1000).startswith(b"\r\nRDY\r\n")
     assert modem.link_generation("at") == 0
 
@@ -384,7 +394,7 @@ def test_qpowd_ok_then_powered_down_then_off_until_power_on() -> None:
     clock.advance(60)
     assert not modem.is_connected("at")
     modem.power_on()
-    clock.advance(BOOT_S)
+    clock.advance(BOOT_S + BOOT_URC_DELAY_S)
     assert modem.read("at", 1000).startswith(b"\r\nRDY\r\n")
 
 

@@ -8,7 +8,6 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType
 
 from agent.errors import AgentError
 from agent.sim.modem import SimModem
@@ -24,6 +23,19 @@ def sim_command(args: argparse.Namespace) -> int:
     except (AgentError, ValueError) as exc:
         print(f"privacy-agent sim: {exc}", file=sys.stderr)
         return 2
+    stop = threading.Event()
+    # Handlers go in before the paths are printed: a client may signal as soon as it has read them.
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        return _serve(modem, args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(modem: SimModem, args: argparse.Namespace, stop: threading.Event) -> int:
     with tempfile.TemporaryDirectory(prefix="privacy-agent-sim-") as tmp:
         links = _links(args, Path(tmp))
         try:
@@ -35,7 +47,8 @@ def sim_command(args: argparse.Namespace) -> int:
             for channel, path in links.items():
                 print(f"{channel}: {path}")
             sys.stdout.flush()
-            _wait_for_signal()
+            while not stop.wait(1.0):
+                pass
         finally:
             server.stop()
     return 0
@@ -44,18 +57,3 @@ def sim_command(args: argparse.Namespace) -> int:
 def _links(args: argparse.Namespace, tmp: Path) -> dict[str, str | Path]:
     given = {"at": args.pty_link, "at2": args.at2_pty_link, "nmea": args.nmea_pty_link}
     return {channel: Path(path) if path else tmp / _DEFAULT_NAMES[channel] for channel, path in given.items()}
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -38,6 +38,7 @@ from agent.sim.identity import (
 CHANNELS = ("at", "at2", "nmea")
 AT_CHANNELS = ("at", "at2")
 BOOT_S = 2.0  # ports stay away this long after a reset (USB re-enumeration)
+BOOT_URC_DELAY_S = 0.5  # the ports enumerate before the firmware prints RDY: a host can open them in time
 RESET_AFTER_S = 0.2  # CFUN=1,1 answers OK, then resets: long enough for the OK to be read
 REGISTER_S = 1.0  # network search after boot or CFUN=1
 POWER_DOWN_URC_S = 0.3  # QPOWD=1: OK, then POWERED DOWN ...
@@ -190,6 +191,7 @@ class SimModem:
         self._events: list[tuple[float, int, str, int]] = []  # heap of (due, seq, kind, epoch)
         self._epoch = 0  # bumped at every reset, so that events of an earlier life are ignored
         self._now = self._clock.monotonic()
+        self._target = self._now  # how far the current _sync goes
         self._wall_offset = self._clock.wall() - self._now
         self._powered = True
         self._booted = True
@@ -349,25 +351,29 @@ class SimModem:
     # -------------------------------------------------------------------------------------------------- time
 
     def _sync(self) -> None:
-        """Bring the module up to the clock: due events and NMEA bursts, in time order."""
-        now = self._clock.monotonic()
-        self._now = max(self._now, now)
-        self._wall_offset = self._clock.wall() - now
+        """Bring the module up to the clock: due events and NMEA bursts, in time order.
+
+        While one is handled, ``_now`` is its due time, so that what it schedules is timed from when it
+        happened, not from when somebody looked.
+        """
+        target = max(self._now, self._clock.monotonic())
+        self._wall_offset = self._clock.wall() - self._clock.monotonic()
+        self._target = target
         while True:
             event_due = self._events[0][0] if self._events else None
             burst_due = self._next_burst if self._gnss_on else None
-            if (
-                event_due is not None
-                and event_due <= self._now
-                and (burst_due is None or event_due <= burst_due)
-            ):
+            event_first = burst_due is None or (event_due is not None and event_due <= burst_due)
+            if event_due is not None and event_due <= target and event_first:
                 _, _, kind, epoch = heapq.heappop(self._events)
                 if epoch == self._epoch:
-                    self._handle_event(kind, event_due)
-            elif burst_due is not None and burst_due <= self._now:
+                    self._now = max(self._now, event_due)
+                    self._handle_event(kind)
+            elif burst_due is not None and burst_due <= target:
+                self._now = max(self._now, burst_due)
                 self._emit_burst(burst_due)
             else:
                 break
+        self._now = target
         for chan in self._channels.values():
             while chan.queue and self._release_time(chan.queue[0][0]) <= self._now:
                 chan.ready += heapq.heappop(chan.queue)[2]
@@ -384,11 +390,13 @@ class SimModem:
         self._seq += 1
         heapq.heappush(self._events, (self._now + delay_s, self._seq, kind, self._epoch))
 
-    def _handle_event(self, kind: str, when: float) -> None:
+    def _handle_event(self, kind: str) -> None:
         if kind == "reset":
             self._reset(drop_ports=True)
         elif kind == "boot":
             self._boot_done()
+        elif kind == "boot_urcs":
+            self._boot_urcs()
         elif kind == "register":
             self._register()
         elif kind == "powered_down_urc":
@@ -465,6 +473,9 @@ class SimModem:
             self._channels[channel].echo = True
         if self._nv["autogps"] == 1:
             self._gnss_start()
+        self._schedule(BOOT_URC_DELAY_S, "boot_urcs")
+
+    def _boot_urcs(self) -> None:
         for urc in BOOT_URCS:
             self._urc(urc)
         self._schedule(REGISTER_S, "register")
@@ -539,8 +550,8 @@ class SimModem:
         interval = self._burst_interval()
         # Snap to the UTC period grid so that repeated float additions never drift past a boundary.
         self._next_burst = round(self._wall(when + interval) / interval) * interval - self._wall_offset
-        if self._now - when > MAX_CATCH_UP_S:  # a long pause: jump ahead instead of printing hours of NMEA
-            skipped = int((self._now - when - MAX_CATCH_UP_S) / interval)
+        if self._target - when > MAX_CATCH_UP_S:  # a long pause: jump ahead, not hours of NMEA
+            skipped = int((self._target - when - MAX_CATCH_UP_S) / interval)
             self._next_burst = when + (skipped + 1) * interval
             return
         if not self._nmea_active():
@@ -821,8 +832,9 @@ class SimModem:
 
     def _cmd_qpowd(self, channel: str, command: Command) -> list[str]:
         mode = _int_arg(command.args, 0, range(0, 2), error=50) if command.args else 1
+        # QPOWD=0 is the immediate variant: no grace between the URC and the power going.
         self._schedule(POWER_DOWN_URC_S if mode else 0.0, "powered_down_urc")
-        self._schedule(POWER_OFF_S if mode else 0.0 + 0.5, "power_off")
+        self._schedule(POWER_OFF_S if mode else POWER_OFF_S - POWER_DOWN_URC_S, "power_off")
         return []
 
     # GNSS ---------------------------------------------------------------------------------------------------
