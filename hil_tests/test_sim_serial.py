@@ -169,8 +169,9 @@ def test_cfun_reboot_drops_the_port_then_it_returns_with_the_boot_urcs(name: str
 
 
 def test_rogue_client_on_at2_turns_gnss_on_and_the_nmea_port_starts_talking(name: str) -> None:
-    nmea = serial.serial_for_url(url(name, "nmea", ttff=0), timeout=1.5)
+    nmea = serial.serial_for_url(url(name, "nmea", ttff=0), timeout=0.2)
     assert nmea.read(100) == b""
+    nmea.timeout = 1.5
     rogue = serial.serial_for_url(url(name, "at2"), timeout=1)
     rogue.write(b"AT+QGPS=1\r")
     assert read_until(rogue, b"OK\r\n").endswith(b"OK\r\n")

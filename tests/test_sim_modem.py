@@ -579,6 +579,16 @@ def test_stale_fix_right_after_power_up() -> None:
     assert fresh[9] == "010126"
 
 
+def test_hdop_outlier_reports_the_invalid_500() -> None:
+    modem, _ = make(ttff=0)
+    quiet(modem)
+    send(modem, "AT+QGPS=1")
+    modem.faults.hdop_outlier = 1.0
+    assert info(modem, "AT+QGPSLOC=2")[0].split(",")[3] == "500.0"
+    modem.faults.clear()
+    assert info(modem, "AT+QGPSLOC=2")[0].split(",")[3] != "500.0"
+
+
 def test_fault_rules_need_at_least_one_time() -> None:
     modem, _ = make()
     with pytest.raises(ValueError, match="times"):

@@ -30,6 +30,8 @@ class Faults:
     responses and bursts arrive in one read (F1 coalescing).
     ``garbage_at`` / ``garbage_nmea``: probability that seeded-random binary bytes are spliced in before a
     response on an AT channel / before a sentence on the NMEA channel (F3).
+    ``hdop_outlier``: probability that a ``AT+QGPSLOC`` fix carries HDOP 500.0, the invalid value seen on an
+    EC21 (reference 1.4: such fixes should be dropped).
     ``stale_fix``: right after GNSS power-up, before the first real fix, ``AT+QGPSLOC`` returns an old
     fix (F7).
     """
@@ -38,6 +40,7 @@ class Faults:
     coalesce_s: float = 0.0
     garbage_at: float = 0.0
     garbage_nmea: float = 0.0
+    hdop_outlier: float = 0.0
     stale_fix: bool = False
     rules: dict[str, list[Rule]] = field(default_factory=dict)
 
@@ -62,6 +65,7 @@ class Faults:
         self.coalesce_s = 0.0
         self.garbage_at = 0.0
         self.garbage_nmea = 0.0
+        self.hdop_outlier = 0.0
         self.stale_fix = False
         self.rules.clear()
 

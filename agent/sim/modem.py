@@ -11,6 +11,7 @@ handler, the pty server, a test poking the modem) can share it; it starts no thr
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -865,6 +866,8 @@ class SimModem:
             return [f"+QGPSLOC: {nmea_out.QGPSLOC_TEMPLATE}"]
         mode = _int_arg(command.args, 0, range(0, 3), error=501) if command.form == "set" else 0
         point, wall = self._current_fix()
+        if self.faults.hdop_outlier and self._noise.random() < self.faults.hdop_outlier:
+            point = dataclasses.replace(point, hdop=500.0)
         return [f"+QGPSLOC: {nmea_out.qgpsloc_payload(point, wall, mode)}"]
 
     def _cmd_qgpsgnmea(self, channel: str, command: Command) -> list[str]:

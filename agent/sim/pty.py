@@ -23,6 +23,7 @@ from agent.sim.modem import CHANNELS, SimModem
 
 POLL_S = 0.05  # longest the pump sleeps, so unplug/replug and stop are noticed quickly
 READ_CHUNK = 4096
+MAX_PENDING = 256 * 1024  # output held for a slave nobody reads
 
 
 @dataclass(slots=True)
@@ -138,6 +139,8 @@ class SimPtyServer:
             current.pending += self.modem.read(channel, 65536)
         except PortUnavailable:
             return  # the next reconcile closes this pty
+        if len(current.pending) > MAX_PENDING:  # nobody reads the slave: keep the newest, as a full tty would
+            del current.pending[: len(current.pending) - MAX_PENDING]
         if not current.pending:
             return
         try:
