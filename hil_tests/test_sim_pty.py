@@ -142,3 +142,9 @@ def test_privacy_agent_sim_serves_ptys_until_sigterm(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
     assert not any(os.path.lexists(path) for path in paths.values())
+
+
+def test_privacy_agent_sim_refuses_an_unknown_model() -> None:
+    command = [*_command(), "sim", "--model", "sim900"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2 and "unknown simulated modem model" in done.stderr

@@ -2,6 +2,24 @@
 
 Ports opened with the same ``name`` share one :class:`SimModem`; :func:`modem_for` hands it out for
 inspection and fault injection. Nothing is registered with pyserial at import: call :func:`register`.
+
+In-process, through pyserial::
+
+    from agent import sim
+    sim.register()
+    at = serial.serial_for_url("sim://ec25?seed=7&ttff=5&name=bench&port=at", timeout=1)
+    nmea = serial.serial_for_url("sim://ec25?name=bench&port=nmea", timeout=1)
+    modem = sim.modem_for("bench")
+    modem.faults.busy("AT+QGPS=1", 503, times=2)  # then look: modem.state.gnss_on, modem.commands
+    modem.reboot(); modem.unplug(); modem.replug()
+
+Pure, with a manual clock (no threads, no sleeps)::
+
+    clock = ManualClock()
+    modem = SimModem(seed=1, ttff_s=5, clock=clock)
+    modem.write("at", b"AT+QGPS=1\r"); clock.advance(5); modem.read("nmea", 4096)
+
+On ptys: ``SimPtyServer(modem, {"at": "/tmp/ttyAT", "nmea": "/tmp/ttyNMEA"})`` or ``privacy-agent sim``.
 """
 
 from __future__ import annotations

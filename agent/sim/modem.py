@@ -226,8 +226,10 @@ class SimModem:
         with self.changed:
             self._sync()
             chan = self._connected(channel)
+            if not chan.ready:
+                return b""
             limit = max_bytes
-            if self.faults.chunk_max:
+            if self.faults.chunk_max:  # drawn only when there is data, so idle polling changes nothing
                 limit = min(limit, self._noise.randint(1, self.faults.chunk_max))
             data = bytes(chan.ready[:limit])
             del chan.ready[:limit]
