@@ -46,6 +46,7 @@ class KeyStore:
         self._keys = keys
         self._read_only = read_only
         self.generation = 0  # grows with every save, so that callers notice a new or destroyed key cheaply
+        self._live = _live_by_epoch(keys)
 
     @classmethod
     def load(cls, directory: Path, *, read_only: bool = False) -> KeyStore:
@@ -74,9 +75,9 @@ class KeyStore:
     # -- writing --------------------------------------------------------------------------------------------
     def key_for_epoch(self, epoch: int, now_ms: int) -> tuple[str, bytes]:
         """The live key of ``epoch``, creating it (and retiring the previous one) when there is none."""
-        for info in self._keys.values():
-            if info.epoch == epoch and info.key is not None and info.retired_ms is None:
-                return info.key_id, info.key
+        live = self._live.get(epoch)
+        if live is not None:
+            return live
         self._require_writable()
         retired = {kid: replace(info, retired_ms=now_ms) for kid, info in self._keys.items()
                    if info.key is not None and info.retired_ms is None}
@@ -103,11 +104,17 @@ class KeyStore:
         except StoreError as exc:
             raise KeyStoreError(exc.message, **exc.details) from exc
         self.generation += 1
+        self._live = _live_by_epoch(keys)
         self._keys = keys  # only after the file is durable: memory never claims more than the disk holds
 
     def _require_writable(self) -> None:
         if self._read_only:
             raise KeyStoreError("the key store is open read-only")
+
+
+def _live_by_epoch(keys: dict[str, KeyInfo]) -> dict[int, tuple[str, bytes]]:
+    return {info.epoch: (info.key_id, info.key) for info in keys.values()
+            if info.key is not None and info.retired_ms is None}
 
 
 def _tombstone(info: KeyInfo, now_ms: int) -> KeyInfo:
