@@ -589,6 +589,23 @@ def test_hdop_outlier_reports_the_invalid_500() -> None:
     assert info(modem, "AT+QGPSLOC=2")[0].split(",")[3] != "500.0"
 
 
+def test_a_replaced_or_missing_final_result() -> None:
+    modem = quiet(make()[0])
+    modem.faults.final("+CPIN", "")
+    assert send(modem, "AT+CPIN?") == b"\r\n+CPIN: READY\r\n"
+    modem.faults.final("+CSQ", "COMMAND NOT SUPPORT")
+    assert send(modem, "AT+CSQ") == b"\r\n+CSQ: 24,99\r\n\r\nCOMMAND NOT SUPPORT\r\n"
+    assert send(modem, "AT+CSQ") == b"\r\n+CSQ: 24,99\r\n\r\nOK\r\n"
+
+
+def test_shuffled_lines_of_a_concatenated_command_keep_every_line() -> None:
+    modem = quiet(make(seed=3)[0])
+    plain = info(modem, "AT+CPIN?;+CSQ;+CREG?;+CFUN?;+QGPS?")
+    modem.faults.shuffle_lines = True
+    orders = {tuple(info(modem, "AT+CPIN?;+CSQ;+CREG?;+CFUN?;+QGPS?")) for _ in range(8)}
+    assert all(sorted(order) == sorted(plain) for order in orders) and len(orders) > 1
+
+
 def test_fault_rules_need_at_least_one_time() -> None:
     modem, _ = make()
     with pytest.raises(ValueError, match="times"):

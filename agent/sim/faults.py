@@ -32,6 +32,8 @@ class Faults:
     response on an AT channel / before a sentence on the NMEA channel (F3).
     ``hdop_outlier``: probability that a ``AT+QGPSLOC`` fix carries HDOP 500.0, the invalid value seen on an
     EC21 (reference 1.4: such fixes should be dropped).
+    ``shuffle_lines``: the information lines of a line with several commands come in a seeded-random order,
+    as an EC200A printed them (F14).
     ``stale_fix``: right after GNSS power-up, before the first real fix, ``AT+QGPSLOC`` returns an old
     fix (F7).
     """
@@ -41,6 +43,7 @@ class Faults:
     garbage_at: float = 0.0
     garbage_nmea: float = 0.0
     hdop_outlier: float = 0.0
+    shuffle_lines: bool = False
     stale_fix: bool = False
     rules: dict[str, list[Rule]] = field(default_factory=dict)
 
@@ -60,12 +63,18 @@ class Faults:
         """Put the line ``urc`` between the information lines and the final result of a response (F11)."""
         self._add("urc", Rule(key, times, urc))
 
+    def final(self, key: str, text: str, times: int = 1) -> None:
+        """Replace the final result with ``text`` (``"COMMAND NOT SUPPORT"``), or leave it out when empty, as
+        a Wavecom answered ``+CPIN: READY`` with no OK (F9)."""
+        self._add("final", Rule(key, times, text))
+
     def clear(self) -> None:
         self.chunk_max = None
         self.coalesce_s = 0.0
         self.garbage_at = 0.0
         self.garbage_nmea = 0.0
         self.hdop_outlier = 0.0
+        self.shuffle_lines = False
         self.stale_fix = False
         self.rules.clear()
 

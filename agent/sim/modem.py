@@ -631,7 +631,7 @@ class SimModem:
         commands = parse_line(text)
         lines: list[str] = []
         final = "OK"
-        drop = delay = urc = None
+        drop = delay = urc = replaced = None
         if commands is None:
             final = "ERROR"
         else:
@@ -639,17 +639,23 @@ class SimModem:
                 drop = drop or self.faults.take("drop", command.name, command.text)
                 delay = delay or self.faults.take("delay", command.name, command.text)
                 urc = urc or self.faults.take("urc", command.name, command.text)
+                replaced = replaced or self.faults.take("final", command.name, command.text)
             try:
                 for command in commands:
                     lines += self._execute(chan.name, command)
             except CommandFailed as failure:
                 final = self._error_text(failure.code)
+            if self.faults.shuffle_lines and len(commands) > 1:
+                self._noise.shuffle(lines)
         if drop is not None:
             return
+        if replaced is not None:
+            final = str(replaced.value)
         body = b"".join(b"\r\n" + line.encode() + b"\r\n" for line in lines)
         if urc is not None:
             body += b"\r\n" + str(urc.value).encode() + b"\r\n"
-        body += b"\r\n" + final.encode() + b"\r\n"
+        if final:
+            body += b"\r\n" + final.encode() + b"\r\n"
         if self.faults.garbage_at and self._noise.random() < self.faults.garbage_at:
             body = self._garbage() + body
         self._emit(chan.name, body, float(delay.value or 0.0) if delay is not None else 0.0)
