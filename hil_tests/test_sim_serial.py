@@ -181,7 +181,14 @@ def test_rogue_client_on_at2_turns_gnss_on_and_the_nmea_port_starts_talking(name
 
 @pytest.mark.parametrize(
     "bad",
-    ["sim://ec25?port=usb0", "sim://ec25?seed=x", "sim://ec25?ttff=-1", "sim://ec25?colour=red", "sim://sim900?"],
+    [
+        "sim://ec25?port=usb0",
+        "sim://ec25?seed=x",
+        "sim://ec25?ttff=-1",
+        "sim://ec25?ttff=nan",
+        "sim://ec25?colour=red",
+        "sim://sim900?",
+    ],
 )
 def test_bad_urls_raise_serial_exception_naming_the_problem(name: str, bad: str) -> None:
     with pytest.raises(serial.SerialException, match=r"sim://|model"):

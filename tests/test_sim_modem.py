@@ -309,6 +309,8 @@ def test_unknown_model_is_a_usage_error_and_unknown_channel_a_value_error() -> N
     modem, _ = make()
     with pytest.raises(ValueError, match="unknown channel"):
         modem.read("usb0", 10)
+    with pytest.raises(ValueError, match="ttff_s"):
+        SimModem(ttff_s=float("nan"))
 
 
 # ------------------------------------------------------------------------------------------------- network

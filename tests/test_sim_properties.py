@@ -14,7 +14,7 @@ from agent.sim.nmea_out import degrees_minutes
 
 # A response is echo-free (ATE0) framing: one or more \r\n<line>\r\n blocks, the last a final result.
 _FINAL = re.compile(rb"(\r\n[^\r\n]*\r\n)*\r\n(OK|ERROR|\+CME ERROR: [^\r\n]+)\r\n")
-_AT_LIKE = st.text(alphabet='AT+QGPSLOCFGNMEA=?;,"0123456789 &EIVabc', max_size=40)
+_AT_LIKE = st.text(alphabet='AT+QGPSLOCFGNMEA=?;,"0123456789 &EIVabc\xb2\xb9\xe9', max_size=40)
 
 
 @given(st.text(max_size=80))

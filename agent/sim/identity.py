@@ -75,7 +75,9 @@ def luhn_digit(digits: str) -> str:
 
 
 def luhn_valid(number: str) -> bool:
-    return number.isdigit() and luhn_digit(number[:-1]) == number[-1]
+    if len(number) < 2 or not (number.isascii() and number.isdigit()):
+        return False
+    return luhn_digit(number[:-1]) == number[-1]
 
 
 @dataclass(frozen=True, slots=True)

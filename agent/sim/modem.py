@@ -78,7 +78,8 @@ CME_TEXT = {
 }
 
 # QGPSCFG keys: allowed values (the EG25-G ``AT+QGPSCFG=?`` capture) and factory defaults (reference 1.6).
-CFG_VALUES: dict[str, tuple[str, ...] | range] = {
+CfgValues = tuple[str, ...] | tuple[int, ...] | range
+CFG_VALUES: dict[str, CfgValues] = {
     "outport": ("none", "usbnmea", "uartdebug"),
     "nmeasrc": range(0, 2),
     "gpsnmeatype": range(0, 32),
@@ -92,7 +93,7 @@ CFG_VALUES: dict[str, tuple[str, ...] | range] = {
     "plane": range(0, 3),
     "autogps": range(0, 2),
     "suplver": range(1, 3),
-    "fixfreq": (1, 2, 5, 10),  # type: ignore[dict-item]
+    "fixfreq": (1, 2, 5, 10),
 }
 CFG_DEFAULTS: dict[str, str | int] = {
     "outport": "usbnmea",
@@ -169,8 +170,8 @@ class SimModem:
     def __init__(
         self, model: str = "ec25", seed: int = 0, ttff_s: float = 5.0, clock: Clock | None = None
     ) -> None:
-        if ttff_s < 0:
-            raise ValueError("ttff_s must not be negative")
+        if not 0 <= ttff_s < float("inf"):  # also refuses NaN, which would make every comparison false
+            raise ValueError("ttff_s must be a finite number of seconds, not negative")
         self.profile = model_profile(model)
         self.seed = seed
         self.ttff_s = float(ttff_s)
@@ -942,12 +943,17 @@ def _int_arg(
     args: tuple[str, ...], index: int, allowed: range | tuple[int, ...], *, error: int | None
 ) -> int:
     """Argument ``index`` as an int within ``allowed``, or CommandFailed(error)."""
-    if index >= len(args) or not args[index].isdigit():
+    if index >= len(args) or not _is_number(args[index]):
         raise CommandFailed(error)
     value = int(args[index])
     if value not in allowed:
         raise CommandFailed(error)
     return value
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _check_qgps_args(args: tuple[str, ...]) -> None:
@@ -965,12 +971,12 @@ def _cfg_value(key: str, raw: str) -> str | int:
         if raw.lower() not in allowed:
             raise CommandFailed(501)
         return raw.lower()
-    if not raw.isdigit() or int(raw) not in allowed:
+    if not _is_number(raw) or int(raw) not in allowed:
         raise CommandFailed(501)
     return int(raw)
 
 
-def _describe(values: tuple[str, ...] | range) -> str:
+def _describe(values: CfgValues) -> str:
     if isinstance(values, range):
         return (
             f"({values.start}-{values.stop - 1})"

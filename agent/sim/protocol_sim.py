@@ -76,8 +76,8 @@ class Serial(SerialBase):
         channel = _last(options, "port", "at")
         if channel not in CHANNELS:
             raise SerialException(f"sim:// port must be one of {', '.join(CHANNELS)}")
-        if ttff < 0:
-            raise SerialException("sim:// ttff must not be negative")
+        if not 0 <= ttff < float("inf"):
+            raise SerialException("sim:// ttff must be a finite, non-negative number of seconds")
         try:
             modem = sim.shared_modem(_last(options, "name", "default"), parts.netloc or "ec25", seed, ttff)
         except AgentError as exc:
