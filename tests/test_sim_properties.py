@@ -40,6 +40,20 @@ def test_any_command_line_gets_exactly_one_well_formed_final(lines: list[str]) -
             break
 
 
+_NAMES = [name for name in SimModem(clock=ManualClock()).supported_commands if name.startswith("+")]
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(_NAMES), st.sampled_from(["=", "?", "=?", ""]), st.binary(max_size=30))
+def test_every_command_handler_survives_arbitrary_arguments(name: str, form: str, args: bytes) -> None:
+    modem = SimModem(seed=3, clock=ManualClock())
+    modem.write("at", b"ATE0\r")
+    modem.read("at", 1 << 16)
+    modem.write("at", b"AT" + name.encode() + form.encode() + args.replace(b"\r", b"") + b"\r")
+    out = modem.read("at", 1 << 16)
+    assert _FINAL.fullmatch(out), out
+
+
 @given(st.binary(max_size=300), st.integers(min_value=1, max_value=17))
 def test_arbitrary_bytes_in_any_chunking_never_raise(data: bytes, chunk: int) -> None:
     modem = SimModem(seed=2, clock=ManualClock())

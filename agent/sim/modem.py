@@ -250,6 +250,11 @@ class SimModem:
             return min(times) if times else None
 
     @property
+    def supported_commands(self) -> tuple[str, ...]:
+        """Names of the commands the module answers (``+QGPS``, ``E``, ...); anything else gives ERROR."""
+        return tuple(sorted(self._table))
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 
