@@ -139,12 +139,12 @@ def test_export_contains_the_promised_files_and_round_trips(exported: Path) -> N
     with zipfile.ZipFile(exported) as archive:
         names = set(archive.namelist())
         manifest = json.loads(archive.read("manifest.json"))
-    assert {"manifest.json", "records.jsonl", "README.txt"} <= names
+    assert {"manifest.json", "manifest.sig", "records.jsonl", "README.txt"} <= names
     assert any(name.startswith("segments/") for name in names)
     assert manifest["policy_versions"] == ["2024-05"]
     assert manifest["record_counts"]["consent"] == 1
     assert manifest["checkpoint"] is not None
-    assert set(manifest["files"]) == names - {"manifest.json"}
+    assert set(manifest["files"]) == names - {"manifest.json", "manifest.sig"}
     report = verify_export(exported)
     assert report.records == manifest["records"] and report.head == manifest["chain"]["head"]
     lines = read_lines(exported)
@@ -220,9 +220,36 @@ def test_export_reports_progress(tmp_path: Path) -> None:
 def test_streamed_members_carry_zip64_sizes(exported: Path) -> None:
     """Streamed members cannot know their size up front, so each local header has a ZIP64 extra field."""
     with zipfile.ZipFile(exported) as archive:
-        infos = [archive.getinfo(name) for name in archive.namelist() if name != "manifest.json"]
+        infos = [archive.getinfo(name) for name in archive.namelist() if not name.startswith("manifest.")]
     raw = exported.read_bytes()
     for info in infos:
         name_length, extra_length = struct.unpack_from("<HH", raw, info.header_offset + 26)
         extra = raw[info.header_offset + 30 + name_length:][:extra_length]
         assert extra[:2] == b"\x01\x00", info.filename
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                           max_leaves=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["schema", "records", "record_counts", "chain", "checkpoint", "public_key",
+                            "files", "erased_records", "created", "policy_versions", "erased_keys"]),
+       value=json_values)
+def test_any_malformed_manifest_is_an_export_error(tmp_path_factory: pytest.TempPathFactory, key: str,
+                                                   value: object) -> None:
+    directory = tmp_path_factory.mktemp("bad")
+    source = directory / "good.zip"
+    with Ledger.open(directory / "state", CONFIG) as ledger:
+        fill(ledger, 6)
+        ledger.export(source)
+    with zipfile.ZipFile(source) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    if manifest.get(key) == value:
+        return
+    manifest[key] = value
+    with pytest.raises(ExportError):
+        verify_export(rewrite(source, directory / "bad.zip",
+                              {"manifest.json": json.dumps(manifest).encode()}))

@@ -39,6 +39,7 @@ from agent.ledger.store import Snapshot, associated_data
 
 EXPORT_SCHEMA = "quectel-privacy-agent/export/1"
 MANIFEST = "manifest.json"
+MANIFEST_SIGNATURE = "manifest.sig"  # Ed25519 over manifest.json's bytes, hex, by the device key
 RECORDS = "records.jsonl"
 README = "README.txt"
 SEGMENT_DIR = "segments/"
@@ -93,6 +94,9 @@ manifest.json
     A summary: when this copy was made, how many entries of each type it holds, the policy versions in force,
     the fingerprint of the last entry, the device's signing key and its latest signed seal, and a fingerprint
     of every other file in this archive so you can check nothing was changed.
+
+manifest.sig
+    The device's digital signature over manifest.json, with the signing key named in the manifest.
 
 To check this file, run:  privacy-agent verify-export <this file>
 """
@@ -180,7 +184,10 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
         builder = _JsonlBuilder(snapshot, progress)
         _write_member(archive, RECORDS, builder.lines(), digests)
         manifest = _manifest(snapshot, builder, digests)
-        archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        archive.writestr(MANIFEST, manifest_bytes)
+        if snapshot.signer is not None:
+            archive.writestr(MANIFEST_SIGNATURE, snapshot.signer.sign(manifest_bytes).hex() + "\n")
     return dict(builder.counts), builder.erased
 
 
@@ -355,6 +362,8 @@ def verify_export(path: Path) -> ExportReport:
         raise UsageError(f"export file not found: {Path(path).name}") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise ExportError(f"not a readable export zip: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a manifest of the wrong shape
+        raise ExportError("the export's manifest is malformed") from exc
     except OSError as exc:
         raise ExportError(f"cannot read the export: {exc.strerror or exc}") from exc
 
@@ -387,7 +396,8 @@ def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
 
 def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     try:
-        manifest = json.loads(archive.read(MANIFEST))
+        raw = archive.read(MANIFEST)
+        manifest = json.loads(raw)
     except KeyError as exc:
         raise ExportError("the export has no manifest.json") from exc
     except ValueError as exc:
@@ -397,12 +407,24 @@ def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
         raise ExportError("manifest.json lacks required entries")
     if manifest["schema"] != EXPORT_SCHEMA:
         raise ExportError("manifest.json is of an unknown export schema")
+    _check_manifest_signature(archive, raw, _hex_field(manifest, "public_key", 32))
     return manifest
+
+
+def _check_manifest_signature(archive: zipfile.ZipFile, raw: bytes, public_key: bytes) -> None:
+    try:
+        signature = bytes.fromhex(archive.read(MANIFEST_SIGNATURE).decode("ascii").strip())
+    except KeyError as exc:
+        raise ExportError("the export has no manifest.sig") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ExportError("manifest.sig is not a hex signature") from exc
+    if not crypto.signature_valid(public_key, raw, signature):
+        raise ExportError("manifest.json does not match its signature")
 
 
 def _check_file_hashes(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     listed = manifest["files"]
-    present = {name for name in archive.namelist() if name != MANIFEST}
+    present = {name for name in archive.namelist() if name not in (MANIFEST, MANIFEST_SIGNATURE)}
     if set(listed) != present:
         raise ExportError("the files in the export differ from those its manifest lists")
     for name, expected in sorted(listed.items()):
@@ -443,6 +465,8 @@ def _check_summary(manifest: dict[str, Any], checker: ChainChecker, erased: int)
         raise ExportError("the manifest's count of erased records does not match records.jsonl")
     raw_checkpoint = manifest["checkpoint"]
     if raw_checkpoint is None:
+        if checker.last_checkpoint is not None:
+            raise ExportError("the manifest omits the latest checkpoint of the segments")
         return
     try:
         checkpoint = Checkpoint.from_json(raw_checkpoint)

@@ -123,6 +123,7 @@ class Snapshot:
     head: bytes
     merkle_root: bytes
     public_key: bytes | None
+    signer: crypto.Signer | None
     checkpoint: Checkpoint | None
     keys: dict[str, KeyInfo]
     torn_tail: TornTail | None
@@ -565,7 +566,8 @@ class Ledger:
             return Snapshot(directory=self._directory,
                             segments=tuple((str(name), int(size)) for name, size in self._state.segments),
                             count=checker.count, head=checker.head, merkle_root=checker.tree.root(),
-                            public_key=self._public_key, checkpoint=checker.last_checkpoint,
+                            public_key=self._public_key, signer=self._signer,
+                            checkpoint=checker.last_checkpoint,
                             keys=self._keys.snapshot(), torn_tail=self.torn_tail, time_ms=self._now_ms())
 
     def verify(self) -> VerifyReport:
