@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from agent.sim import ManualClock, SimModem
 from agent.sim.identity import luhn_digit, luhn_valid
-from agent.sim.modem import parse_line
 from agent.sim.nmea_out import degrees_minutes
+from agent.sim.parser import parse_line
 
 # A response is echo-free (ATE0) framing: one or more \r\n<line>\r\n blocks, the last a final result.
 _FINAL = re.compile(rb"(\r\n[^\r\n]*\r\n)*\r\n(OK|ERROR|\+CME ERROR: [^\r\n]+)\r\n")
