@@ -131,7 +131,10 @@ def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str
         try:
             conn.settimeout(timeout_s)
             conn.connect(path)
-            conn.sendall(line)
+            try:
+                conn.sendall(line)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # an agent that refused early (busy, too large) has queued its reply; read it
             reply = _read_line(conn, deadline)
         except TimeoutError:
             raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None

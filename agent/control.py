@@ -92,7 +92,7 @@ class Request:
 Handler = Callable[[Request, Peer], dict[str, Any]]
 
 
-# -- pure core: parsing, validation, authorisation, encoding ---------------------------------------------
+# -- pure core: parsing, validation, authorisation, encoding -------------------------------------------
 
 def parse_request(line: bytes) -> Request:
     """Decode and validate one request line; raises UsageError or ControlError naming the problem."""
@@ -240,7 +240,7 @@ def error_from_reply(error: Any) -> AgentError:
 _NEEDS_EXTRA_ARGS: frozenset[type] = frozenset({errors.ProtocolError, errors.LogCorrupt})
 
 
-# -- peer credentials (kernel) ---------------------------------------------------------------------------
+# -- peer credentials (kernel) -------------------------------------------------------------------------
 
 _SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python names it only on some builds
 _UCRED = struct.Struct("3i")
@@ -282,7 +282,7 @@ def parse_status_groups(text: str) -> tuple[int, ...]:
     return ()
 
 
-# -- the server (adapter) --------------------------------------------------------------------------------
+# -- the server (adapter) ------------------------------------------------------------------------------
 
 class ControlServer:
     """A unix stream socket server: one thread accepts, one thread per connection (bounded)."""
@@ -305,7 +305,7 @@ class ControlServer:
         self._group_gid: int | None = None
         self._listener: socket.socket | None = None
         self._inode: int | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # wakes the accept loop on stop
         self._stopping = threading.Event()
         self._accept_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -333,14 +333,16 @@ class ControlServer:
                                errno=exc.errno) from exc
         listener.setblocking(False)
         self._listener = listener
+        self._wake = socket.socketpair()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
         self._accept_thread.start()
         log.info("control socket listening on %s", self.path)
 
     def stop(self, join_timeout_s: float = 5.0) -> None:
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"x")
         if self._accept_thread is not None:
             self._accept_thread.join(join_timeout_s)
         with self._lock:
@@ -355,20 +357,22 @@ class ControlServer:
             self._listener.close()
             self._listener = None
         self._unlink_if_ours()
-        self._wake_r.close()
-        self._wake_w.close()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
 
     @property
     def active_connections(self) -> int:
         with self._lock:
             return len(self._connections)
 
-    # -- accepting ----------------------------------------------------------------------------------------
+    # -- accepting --------------------------------------------------------------------------------------
     def _accept_loop(self) -> None:
-        assert self._listener is not None
+        assert self._listener is not None and self._wake is not None
         with selectors.DefaultSelector() as selector:
             selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
             while not self._stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self._listener and not self._stopping.is_set():
@@ -391,17 +395,27 @@ class ControlServer:
                 thread = threading.Thread(target=self._serve, args=(conn,), name="control-conn", daemon=True)
                 self._connections[conn] = thread
         if full:
-            _send_quietly(conn, encode_error(ControlError("the agent is busy; try again")), 0.2)
-            conn.close()
+            self._refuse_busy(conn)
             return
         thread.start()
 
-    # -- one connection -----------------------------------------------------------------------------------
+    def _refuse_busy(self, conn: socket.socket) -> None:
+        """Tell an excess client to retry, without ever blocking the accept thread for it."""
+        # Read what already arrived (without waiting): closing over unread input would reset the connection
+        # and lose the reply.
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            conn.recv(self._max_request_bytes + 1)
+        _send_quietly(conn, encode_error(ControlError("the agent is busy; try again")), 0.0)
+        conn.close()
+
+    # -- one connection ---------------------------------------------------------------------------------
     def _serve(self, conn: socket.socket) -> None:
         try:
             reply = self._reply_for(conn)
             if reply is not None:
                 _send_quietly(conn, reply, self._read_timeout_s)
+                _drain_before_close(conn)
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
@@ -516,14 +530,40 @@ def _remove_stale_socket(path: Path) -> None:
 def _send_quietly(conn: socket.socket, data: bytes, timeout_s: float) -> None:
     """Send a reply; a client that left or stopped reading loses its reply, and nothing else happens."""
     try:
-        conn.settimeout(timeout_s)
+        conn.settimeout(timeout_s)  # 0: non-blocking, a small reply fits the socket buffer at once
         conn.sendall(data)
         conn.shutdown(socket.SHUT_WR)
     except OSError:
         pass
 
 
-# -- client ----------------------------------------------------------------------------------------------
+_LINGER_S = 1.0
+_LINGER_BYTES = 1 << 20
+
+
+def _drain_before_close(conn: socket.socket) -> None:
+    """Read what the client still sends (bounded) before closing.
+
+    Closing a unix socket with unread input resets the connection and the client loses the reply that is
+    already queued for it, e.g. the "request too large" error while it is still sending.
+    """
+    deadline = time.monotonic() + _LINGER_S
+    drained = 0
+    try:
+        while drained < _LINGER_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            conn.settimeout(remaining)
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            drained += len(chunk)
+    except OSError:
+        pass
+
+
+# -- client --------------------------------------------------------------------------------------------
 
 def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
             timeout_s: float = 15.0) -> dict[str, Any]:
@@ -537,7 +577,8 @@ def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
         try:
             conn.settimeout(timeout_s)
             conn.connect(str(path))
-            conn.sendall(line)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                conn.sendall(line)  # a server that refused early (busy, too large) has queued its reply
             reply = _read_reply(conn, deadline)
         except TimeoutError:
             raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s",
