@@ -312,8 +312,8 @@ class ControlServer:
         self._connections: dict[socket.socket, threading.Thread] = {}
 
     def start(self) -> None:
-        if self._listener is not None:
-            raise RuntimeError("ControlServer already started")
+        if self._listener is not None or self._stopping.is_set():
+            raise RuntimeError("a ControlServer starts once; make a new one to serve again")
         self._group_gid = _group_id(self._group)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_socket(self.path)
@@ -352,7 +352,8 @@ class ControlServer:
                 conn.shutdown(socket.SHUT_RDWR)  # unblocks a connection thread waiting on a slow client
         deadline = time.monotonic() + join_timeout_s
         for thread in connections.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.ident is not None:  # registered by a timed-out accept loop but never started
+                thread.join(max(0.0, deadline - time.monotonic()))
         if self._listener is not None:
             self._listener.close()
             self._listener = None

@@ -385,6 +385,17 @@ def test_stop_unlinks_the_socket_and_then_the_agent_is_unreachable(short_dir: Pa
         request(server.path, "status")
 
 
+def test_a_server_starts_once(short_dir: Path) -> None:
+    server = ControlServer(short_dir / "control.sock", Recorder())
+    server.start()
+    with pytest.raises(RuntimeError, match="starts once"):
+        server.start()
+    server.stop()
+    with pytest.raises(RuntimeError, match="starts once"):
+        server.start()
+    assert not server.path.exists()
+
+
 def test_stop_leaves_a_successors_socket_alone(short_dir: Path) -> None:
     path = short_dir / "control.sock"
     old = ControlServer(path, Recorder())
