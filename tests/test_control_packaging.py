@@ -68,6 +68,14 @@ def test_nothing_hides_the_serial_ports(service: dict[tuple[str, str], list[str]
     assert ("Service", "PrivateUsers") not in service
 
 
+def test_the_syscall_filter_still_lets_the_agent_hand_its_socket_to_the_group(
+        service: dict[tuple[str, str], list[str]]) -> None:
+    filters = service[("Service", "SystemCallFilter")]
+    assert filters[0] == "@system-service"  # an allow list: later entries add (plain) or remove (~)
+    last_deny = max(index for index, value in enumerate(filters) if "~@privileged" in value.split())
+    assert any(value == "@chown" for value in filters[last_deny + 1:])  # fchownat, used by ControlServer
+
+
 def test_sysusers_creates_the_user_and_the_control_group() -> None:
     lines = [line.split() for line in (PACKAGING / "privacy-agent.sysusers").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
