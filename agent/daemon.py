@@ -31,7 +31,8 @@ from agent.control import MUTATING_OPS, ControlServer, Peer, Request
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig
-from agent.model import Clock, Fix, SystemClock
+from agent.model import Clock, DeviceIds, Fix, ModemInfo, SystemClock
+from agent.quectel import commands, responses
 from agent.nmea_feed import NmeaFeed
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
 from agent.state import DEFAULT, Desired, ensure_state_dir, read_desired, write_desired
@@ -81,6 +82,8 @@ class Supervisor:
         self.ready = threading.Event()
         self.fix_listeners: list[Callable[[Fix], None]] = []
         self._fixes_seen = 0
+        self.modem_info: ModemInfo | None = None
+        self.device_ids = DeviceIds()  # kept in memory only, for leak checks; never logged or reported
 
     # -- start / stop ----------------------------------------------------------------------------------------
     def load_desired(self) -> Desired:
@@ -165,8 +168,11 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         count, head = self._ledger.head()
+        info = self.modem_info
         return {
             "location": self.location_status(),
+            "modem": None if info is None else {"manufacturer": info.manufacturer, "model": info.model,
+                                                "revision": info.revision},
             "incidents": len(self.incidents),
             "fixes_seen": self._fixes_seen,
             "ledger": {"records": count, "head": head},
@@ -205,6 +211,12 @@ class Supervisor:
         user_change = self._user_generation_pending == desired.generation
         self._user_generation_pending = None
         self._persist_desired(desired)
+        if {DISCONNECTED, REBOOTED, CONNECTED} & set(reasons):
+            self.enforcer.forget()  # nothing observed before a reboot or reopen can be trusted
+        if REBOOTED in reasons:
+            self.modem_info = None
+        if self.modem_info is None:
+            self._identify()
         outcome = self.enforcer.reconcile(desired.location_on, user_change=user_change)
         self._last = outcome
         if outcome.drift:
@@ -219,6 +231,24 @@ class Supervisor:
                 self.ready.set()
                 systemd.notify("READY=1")
         return outcome
+
+    def _identify(self) -> None:
+        """Read what the module is (reported in status) and its identifiers (kept for leak checks only)."""
+        execute = self._session.execute
+        try:
+            self.modem_info = responses.parse_ati(execute(commands.ati()))
+        except AgentError as exc:
+            log.warning("cannot identify the modem: %s", exc)
+            return
+        found: dict[str, str | None] = {}
+        for key, build, parse in (("imei", commands.cgsn, responses.parse_imei),
+                                  ("imsi", commands.cimi, responses.parse_imsi),
+                                  ("iccid", commands.qccid, responses.parse_iccid)):
+            try:
+                found[key] = parse(execute(build()))
+            except AgentError:
+                found[key] = None  # no SIM, or not supported: nothing to search for
+        self.device_ids = DeviceIds(**found)
 
     def _persist_desired(self, desired: Desired) -> None:
         if self._desired_on_disk == desired:
@@ -254,10 +284,8 @@ class Supervisor:
     # -- modem events (reader threads: only enqueue) --------------------------------------------------------
     def _on_lifecycle(self, event: str) -> None:
         if event in (DISCONNECTED, REBOOTED):
-            self.gate.close()
-        if event in (CONNECTED, REBOOTED):
-            self.request_reconcile(event)
-        if event == DISCONNECTED:
+            self.gate.close()  # at once, on this thread; the rest happens on the supervisor thread
+        if event in (CONNECTED, REBOOTED, DISCONNECTED):
             self.request_reconcile(event)
 
     def _on_urc(self, line: str) -> None:
@@ -309,6 +337,7 @@ class Agent:
         ensure_state_dir(config.state.dir)
         self.ledger = Ledger.open(config.state.dir, LedgerConfig(
             group_commit_ms=config.ledger.group_commit_ms, checkpoint_every=config.ledger.checkpoint_every,
+            retention_days=config.ledger.retention_days,
         ), clock=clock)
         self.session = Session(config.modem.port)
         self.nmea_feed = NmeaFeed(config.modem.nmea_port) if config.modem.nmea_port else None
