@@ -182,6 +182,9 @@ class Supervisor:
 
     # -- supervisor thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
+        # The first reconcile waits (bounded) for the port, so a modem that is merely opening is not reported as
+        # unverifiable; the gate is closed meanwhile.
+        self._session.wait_connected(5.0)
         interval = self._config.modem.reconcile_interval_s
         retry_after: float | None = None
         while not self._stop.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +58,7 @@ def _hardware(modem: Any) -> dict[str, Any]:
 
 def demo_command(args: argparse.Namespace) -> int:
     out = _Printer(bool(args.json))
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     sim.register()
     name = f"demo-{time.monotonic_ns()}"
     with tempfile.TemporaryDirectory(prefix="privacy-agent-demo-") as tmp:
@@ -88,7 +90,7 @@ def _run(agent: Agent, name: str, socket: Path, out: _Printer) -> None:
     def ask(op: str, **args: Any) -> dict[str, Any]:
         return request(socket, op, args or None, timeout_s=30.0)
 
-    ready = agent.supervisor.ready.wait(15)
+    ready = _wait(lambda: agent.supervisor.enforcer.enforced, 15)
     modem = sim.modem_for(name)
     status = ask("status")
     info = status.get("modem") or {}
