@@ -150,7 +150,7 @@ def _check_value(source: str, section: str, key: str, value: Any) -> None:
     if isinstance(value, str) and (not value or any(ord(ch) < 32 for ch in value)):
         raise ConfigError(f"{source}: [{section}] {key} must be {description} (empty or control characters)")
     bounds = _RANGES.get((section, key))
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+    if bounds is not None and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
         raise ConfigError(f"{source}: [{section}] {key} = {value} is out of range ({description})")
 
 

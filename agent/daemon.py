@@ -27,13 +27,13 @@ from typing import Any
 
 from agent import systemd
 from agent.config import Config, load_config
-from agent.control import MUTATING_OPS, ControlServer, Peer, Request
+from agent.control import ControlServer, Peer, Request
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig
 from agent.model import Clock, DeviceIds, Fix, ModemInfo, SystemClock
-from agent.quectel import commands, responses
 from agent.nmea_feed import NmeaFeed
+from agent.quectel import commands, responses
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
 from agent.state import DEFAULT, Desired, ensure_state_dir, read_desired, write_desired
 

@@ -92,7 +92,8 @@ class ModemInfo:
 class CellInfo:
     """Serving cell as reported by ``AT+QENG="servingcell"`` or ``+CREG/+CEREG``. Location-bearing: personal.
 
-    ``rat`` is ``"LTE"``, ``"GSM"``, ``"WCDMA"``, ``"NR5G-NSA"``, ``"NR5G-SA"``, ``"CAT-M"`` ... or None while searching.
+    ``rat`` is ``"LTE"``, ``"GSM"``, ``"WCDMA"``, ``"NR5G-NSA"``, ``"NR5G-SA"``, ``"CAT-M"`` ...
+    or None while searching.
     ``cell_id`` and ``area`` (LAC or TAC) are kept as the upper-case hex strings the modem printed.
     """
 

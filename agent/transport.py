@@ -27,7 +27,8 @@ class Port:
     One thread may read while another writes (pyserial allows it for ttys and for the URL handlers we use).
     """
 
-    def __init__(self, url: str, handle: serial.SerialBase) -> None:
+    def __init__(self, url: str, handle: Any) -> None:
+        # Any: pyserial's stubs declare in_waiting only on the platform classes, not on SerialBase.
         self.url = url
         self._handle = handle
 

@@ -51,7 +51,8 @@ def main() -> int:
         for name, result in results.items():
             ratio = result.get("ratio")
             ratio_text = f"{ratio:.3f}" if isinstance(ratio, float) else str(ratio)
-            print(f"{name:<{width}}  value={result.get('value')} {result.get('unit')}  baseline={result.get('baseline')}"
+            value = f"{result.get('value')} {result.get('unit')}"
+            print(f"{name:<{width}}  value={value}  baseline={result.get('baseline')}"
                   f"  ratio={ratio_text}  target={result.get('target')}  {'PASS' if result.get('pass') else 'FAIL'}")
     return 1 if failed_modules else 0
 
