@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class Supervisor:
         self.fix_listeners: list[Callable[[Fix], None]] = []
         self._fixes_seen = 0
         self.modem_info: ModemInfo | None = None
+        self.guard: GuardLink | None = GuardLink(config.modem.guard_port) if config.modem.guard_port else None
         self.device_ids = DeviceIds()  # kept in memory only, for leak checks; never logged or reported
 
     # -- start / stop ----------------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class Supervisor:
             "incidents": len(self.incidents),
             "fixes_seen": self._fixes_seen,
             "ledger": {"records": count, "head": head},
+            "guard": None if self.guard is None else self.guard.describe(),
             "port": self._config.modem.port,
             "nmea_port": self._config.modem.nmea_port,
         }
@@ -221,6 +223,12 @@ class Supervisor:
         if self.modem_info is None:
             self._identify()
         outcome = self.enforcer.reconcile(desired.location_on, user_change=user_change)
+        if self.guard is not None:
+            if REBOOTED in reasons:
+                self.guard.forget()
+            guard_problem = self.guard.sync(desired)
+            if guard_problem:
+                outcome = replace(outcome, drift={**outcome.drift, "guard": guard_problem})
         self._last = outcome
         if outcome.drift:
             self._record_incident(outcome, reasons)
@@ -311,6 +319,51 @@ class Supervisor:
         self._fixes_seen += 1
         for listener in list(self.fix_listeners):
             listener(fix)
+
+
+class GuardLink:
+    """Keeps the on-module guard's persisted switch in step with the host's (QuecPython modules only).
+
+    The guard is learnt by a version query (after start and every modem reboot); a module without one is fine.
+    ``sync`` returns a short problem description when a module that has the guard did not take the switch: the
+    supervisor records it as an incident, and the host gate is unaffected (it depends on the modem alone).
+    """
+
+    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.version: str | None = None
+        self._probed = False
+        self._synced_generation: int | None = None
+
+    def forget(self) -> None:
+        self._probed = False
+        self._synced_generation = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"port": self.url, "present": self.version is not None, "version": self.version,
+                "in_step": self._synced_generation is not None}
+
+    def sync(self, desired: Desired) -> str | None:
+        from agent.guard import GuardClient
+
+        if self._probed and (self.version is None or self._synced_generation == desired.generation):
+            return None
+        try:
+            with GuardClient(self.url, self.timeout_s) as client:
+                if not self._probed:
+                    self.version = client.version()
+                    self._probed = True
+                if self.version is None:
+                    return None
+                status = client.set_switch(desired.location_on)
+        except AgentError as exc:
+            log.warning("on-module guard did not take the switch: %s", exc)
+            return type(exc).__name__
+        if bool(status.get("on")) != desired.location_on:
+            return "guard reports the other state"
+        self._synced_generation = desired.generation
+        return None
 
 
 def _last_switch(ledger: Ledger) -> Desired | None:

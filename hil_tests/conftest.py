@@ -58,13 +58,16 @@ class RunningAgent:
         self.modem.write("at2", line.encode() + b"\r")
 
 
-def sim_config(tmp_path: Path, name: str, *, interval_s: float = 1.0, nmea: bool = True) -> Any:
+def sim_config(tmp_path: Path, name: str, *, interval_s: float = 1.0, nmea: bool = True,
+               guard_port: str | None = None) -> Any:
     from agent.config import parse_config
 
     base = f"sim://ec25?name={name}&seed=3&ttff=1"
     modem: dict[str, Any] = {"port": f"{base}&port=at", "reconcile_interval_s": interval_s, "verify_timeout_s": 10}
     if nmea:
         modem["nmea_port"] = f"{base}&port=nmea"
+    if guard_port:
+        modem["guard_port"] = guard_port
     return parse_config({
         "modem": modem,
         "state": {"dir": str(tmp_path / "state")},
