@@ -35,10 +35,8 @@ class Port:
     def read(self, max_bytes: int = 4096) -> bytes:
         """Bytes available now, waiting at most the port's read timeout; ``b""`` when none arrived."""
         try:
-            waiting = self._handle.in_waiting
-            data: bytes = self._handle.read(max(1, min(max_bytes, waiting)) if waiting else 1)
-            if data and self._handle.in_waiting:
-                data += self._handle.read(min(max_bytes - len(data), self._handle.in_waiting))
+            # One size query and one read: whatever is waiting, or wait (up to the timeout) for the first byte.
+            data: bytes = self._handle.read(min(max_bytes, self._handle.in_waiting) or 1)
             return data
         except _PORT_ERRORS as exc:
             raise PortUnavailable("port vanished while reading", port=self.url) from exc

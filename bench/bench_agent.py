@@ -1,0 +1,243 @@
+"""The session and the switch: AT round trips, gate latency, hardware-off latency, idle cost of the daemon.
+
+Every figure is a ratio against a baseline measured in the same run on the same machine:
+- ``at_roundtrip_pty``: p50 of ``Session.execute(AT)`` over a real pty against the simulator, vs a bare pyserial
+  write/readline loop against the same pty. Target <= 1.5.
+- ``gate_latency``: p99 of ``location off`` (and on) acknowledged = durable in the ledger and gate closed, over 200
+  toggles, vs one write+fsync of a record-sized buffer on the same disk (p99). Target <= 2x fsync + 2 ms.
+- ``hardware_off_latency``: median time from ``location off`` to ``AT+QGPS?`` read back 0 on the simulator, vs the
+  sum of bare round trips of the same commands on the same simulator. Target <= 1.5.
+- ``daemon_idle``: the daemon (separate process) with GNSS on at 1 Hz for 60 s (15 s quick), against a simulator
+  in another process: CPU share of one core (< 2 %) and RSS (< 40 MB).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import serial
+
+from agent import sim
+from agent.quectel import commands
+from agent.session import Session
+from agent.sim.modem import SimModem
+from agent.sim.pty import SimPtyServer
+
+Result = dict[str, Any]
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _wait(predicate: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def at_roundtrip(n: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        link = Path(tmp) / "ttyAT"
+        server = SimPtyServer(SimModem(seed=1), {"at": link}).start()
+        try:
+            session = Session(str(link))
+            session.start()
+            session.wait_connected(5)
+            session.execute(commands.at())  # initialises: echo off
+            ours = []
+            for _ in range(n):
+                start = time.perf_counter()
+                session.execute(commands.at())
+                ours.append(time.perf_counter() - start)
+            session.close()
+            bare = []
+            with serial.Serial(str(link), timeout=1) as port:
+                port.reset_input_buffer()
+                for _ in range(n):
+                    start = time.perf_counter()
+                    port.write(b"AT\r")
+                    while port.readline().strip() != b"OK":
+                        pass
+                    bare.append(time.perf_counter() - start)
+        finally:
+            server.stop()
+    value, baseline = statistics.median(ours) * 1000, statistics.median(bare) * 1000
+    ratio = value / baseline
+    return {"value": round(value, 3), "unit": "ms p50", "baseline": round(baseline, 3), "ratio": round(ratio, 3),
+            "target": "<= 1.5", "pass": ratio <= 1.5}
+
+
+def _fsync_p99(directory: Path, n: int) -> float:
+    samples = []
+    fd = os.open(directory / "fsync-probe", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 200)
+            os.fsync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    return _percentile(samples, 0.99)
+
+
+def _agent(tmp: Path, name: str) -> Any:
+    from agent.config import parse_config
+    from agent.daemon import Agent
+
+    base = f"sim://ec25?name={name}&seed=2&ttff=1"
+    config = parse_config({"modem": {"port": f"{base}&port=at", "reconcile_interval_s": 30},
+                           "state": {"dir": str(tmp / "state")}, "control": {"socket": str(tmp / "c.sock")}})
+    agent = Agent(config)
+    agent.start()
+    _wait(lambda: agent.supervisor.enforcer.enforced, 15)
+    return agent
+
+
+def gate_latency(toggles: int) -> Result:
+    sim.register()
+    with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp_name:
+        tmp = Path(tmp_name)
+        agent = _agent(tmp, "bench-gate")
+        try:
+            samples = []
+            for index in range(toggles):
+                start = time.perf_counter()
+                agent.supervisor.set_location(index % 2 == 0, uid=0, wait_s=0)
+                samples.append(time.perf_counter() - start)
+        finally:
+            agent.stop()
+            sim.forget("bench-gate")
+        fsync = _fsync_p99(tmp, toggles)
+    value = _percentile(samples, 0.99) * 1000
+    baseline = fsync * 1000
+    target = 2 * baseline + 2
+    return {"value": round(value, 3), "unit": "ms p99", "baseline": round(baseline, 3),
+            "ratio": round(value / baseline, 3), "target": f"<= 2x fsync + 2 ms ({target:.2f} ms)",
+            "pass": value <= target}
+
+
+_OFF_SEQUENCE = [b"AT+QGPSEND", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', b"AT+CREG?", b"AT+CEREG?",
+                 b"AT+QGPS?"]
+
+
+def _bare_off_sequence(name: str) -> float:
+    port = serial.serial_for_url(f"sim://ec25?name={name}&seed=2&ttff=1&port=at", timeout=2)
+    try:
+        port.write(b"ATE0\r")
+        _read_final(port)
+        port.write(b"AT+QGPS=1\r")
+        _read_final(port)
+        start = time.perf_counter()
+        for command in _OFF_SEQUENCE:
+            port.write(command + b"\r")
+            _read_final(port)
+        return time.perf_counter() - start
+    finally:
+        port.close()
+
+
+def _read_final(port: Any) -> None:
+    while True:
+        line = port.readline()
+        if not line:
+            raise TimeoutError("no final result from the simulator")
+        line = line.strip()
+        if line in (b"OK", b"ERROR") or line.startswith(b"+CME ERROR"):
+            return
+
+
+def hardware_off_latency(rounds: int) -> Result:
+    sim.register()
+    ours, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        agent = _agent(Path(tmp_name), "bench-off")
+        try:
+            for _ in range(rounds):
+                agent.supervisor.set_location(True, uid=0, wait_s=10)
+                start = time.perf_counter()
+                reply = agent.supervisor.set_location(False, uid=0, wait_s=10)
+                ours.append(time.perf_counter() - start)
+                assert reply["verified"], "off was not verified"
+        finally:
+            agent.stop()
+            sim.forget("bench-off")
+    for index in range(rounds):
+        bare.append(_bare_off_sequence(f"bench-bare-{index}"))
+        sim.forget(f"bench-bare-{index}")
+    value, baseline = statistics.median(ours) * 1000, statistics.median(bare) * 1000
+    ratio = value / baseline
+    return {"value": round(value, 3), "unit": "ms p50", "baseline": round(baseline, 3), "ratio": round(ratio, 3),
+            "target": "<= 1.5", "pass": ratio <= 1.5}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def daemon_idle(seconds: float) -> dict[str, Result]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
+        simulator = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
+                                      "--nmea-pty-link", str(links["nmea"]), "--ttff", "1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: all(path.exists() for path in links.values()), 15)
+        config = tmp / "config.toml"
+        config.write_text(f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
+                          f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n')
+        daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            from agent.control import request
+
+            _wait(lambda: (tmp / "c.sock").exists(), 15)
+            time.sleep(1)
+            request(tmp / "c.sock", "location.on", {"wait_s": 10})
+            time.sleep(2)
+            cpu_before, wall_before = _cpu_seconds(daemon.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu = (_cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            rss = _rss_mb(daemon.pid)
+            fixes = request(tmp / "c.sock", "status", None)["fixes_seen"]
+        finally:
+            daemon.terminate()
+            daemon.wait(15)
+            simulator.terminate()
+            simulator.wait(15)
+    return {
+        "daemon_idle_cpu": {"value": round(cpu, 3), "unit": "% of one core", "baseline": 100.0,
+                            "ratio": round(cpu / 100, 5), "target": "< 2 %", "pass": cpu < 2 and fixes > 0},
+        "daemon_idle_rss": {"value": round(rss, 1), "unit": "MB", "baseline": 40.0, "ratio": round(rss / 40, 3),
+                            "target": "< 40 MB", "pass": rss < 40},
+    }
+
+
+def run(quick: bool) -> dict[str, Result]:
+    results = {
+        "at_roundtrip_pty": at_roundtrip(100 if quick else 500),
+        "gate_latency": gate_latency(200),
+        "hardware_off_latency": hardware_off_latency(5 if quick else 20),
+    }
+    results.update(daemon_idle(15 if quick else 60))
+    return results
