@@ -63,10 +63,10 @@ def test_autogps_behind_our_back_then_reboot_is_repaired_after_rdy(running_agent
     # After the reboot GNSS comes up by itself (autogps); the agent must turn it off and clear autogps.
     assert wait_until(lambda: running_agent.modem.state.cfg["autogps"] == 0 and not gnss_really_on(running_agent),
                       timeout_s=10)
-    status = running_agent.request("location.status")
-    assert status["enforced"] is True
-    incidents = running_agent.request("incidents")["incidents"]
-    assert any(item["found"].get("autogps") == 1 for item in incidents)
+    # The hardware is right a moment before the enforcer has read it back and calls it enforced.
+    assert wait_until(lambda: running_agent.request("location.status")["enforced"] is True, timeout_s=5)
+    assert wait_until(lambda: any(item["found"].get("autogps") == 1
+                                  for item in running_agent.request("incidents")["incidents"]), timeout_s=5)
 
 
 def test_unplug_is_unknown_and_closed_then_replug_is_reenforced(running_agent: RunningAgent) -> None:

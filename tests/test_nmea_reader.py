@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.errors import UsageError
 from agent.nmea import NEED_DATA, NmeaReader, Sentence, nmea_checksum, with_checksum
-from agent.nmea.checksum import nmea_checksums
+from agent.nmea.checksum import suffix_xors
 
 CORPORA = Path(__file__).parent / "corpora"
 GGA = b"$GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,*49\r\n"
@@ -51,14 +51,16 @@ def test_checksum_of_known_sentences() -> None:
     assert with_checksum("GPVTG,,T,,M,,N,,K,N") == "$GPVTG,,T,,M,,N,,K,N*2C"
 
 
-@given(st.lists(st.binary(max_size=300), max_size=300))
-def test_batch_checksums_equal_one_by_one(bodies: list[bytes]) -> None:
+@given(st.binary(max_size=5000), st.data())
+def test_suffix_xors_give_the_checksum_of_every_slice(data: bytes, draw: st.DataObject) -> None:
+    tails = suffix_xors(data)
+    assert len(tails) == len(data) + 1 and tails[-1] == 0
+    start = draw.draw(st.integers(0, len(data)))
+    end = draw.draw(st.integers(start, len(data)))
     expected = 0
-    for body in bodies[:1]:
-        for byte in body:
-            expected ^= byte
-        assert nmea_checksum(body) == expected
-    assert nmea_checksums(bodies) == bytes(nmea_checksum(body) for body in bodies)
+    for byte in data[start:end]:
+        expected ^= byte
+    assert tails[start] ^ tails[end] == expected == nmea_checksum(data[start:end])
 
 
 # -- framing and checking ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 
 # XOR-ing eight bytes at a time is several times faster in CPython than a loop over single bytes; the 64-bit
 # result is folded down to one byte at the end (XOR is associative, so the grouping does not matter).
@@ -35,46 +34,21 @@ def _checksum_bytewise(data: bytes) -> int:
     return value
 
 
-_BLOCK = 128  # bytes per body in a batch; longer bodies take the one-by-one path
-_BATCH = 128  # bodies per big integer: large enough to amortise, small enough to stay in cache
-_FOLD_SHIFTS = (512, 256, 128, 64, 32, 16, 8)
+def suffix_xors(data: bytes) -> bytes:
+    """Byte ``i`` of the result is the XOR of ``data[i:]``; one more byte, 0, stands for the empty suffix.
 
-
-def nmea_checksums(bodies: Sequence[bytes]) -> bytes:
-    """The checksums of many bodies at once: byte ``i`` of the result is ``nmea_checksum(bodies[i])``.
-
-    Why: the reader checks every sentence of a read at once, and this is several times faster per sentence.
-    How: each body is zero-padded to 128 bytes (zeros do not change an XOR) and a batch of them becomes one
-    big integer; seven shift-XOR steps then fold every 128-byte block onto its lowest byte, so the
-    per-byte work happens inside CPython's integer arithmetic instead of a Python loop. Longer bodies (rare:
-    the default sentence bound is 256) are done one by one.
+    Why: the checksum of any slice ``data[a:b]`` is then ``result[a] ^ result[b]``, so the reader checks
+    every sentence of a read with one pass over the whole read instead of one per sentence. How: as one
+    little-endian integer, ``x ^ (x >> 8)`` XORs every byte with its successor; doubling the shift each
+    step (8, 16, 32, ... bits) makes every byte the XOR of the 1, 2, 4, ... bytes from it on, so log2(n)
+    big-integer steps in C replace n Python steps.
     """
-    if max(map(len, bodies), default=0) <= _BLOCK:
-        return _batched(bodies)
-    # Rare: a body longer than a block. Batch the others with an empty stand-in, then fill it in.
-    sums = bytearray(_batched([body if len(body) <= _BLOCK else b"" for body in bodies]))
-    for index, body in enumerate(bodies):
-        if len(body) > _BLOCK:
-            sums[index] = nmea_checksum(body)
-    return bytes(sums)
-
-
-def _batched(bodies: Sequence[bytes]) -> bytes:
-    sums = b""
-    for start in range(0, len(bodies), _BATCH):
-        sums += _folded_checksums(bodies[start : start + _BATCH])
-    return sums
-
-
-def _folded_checksums(bodies: Sequence[bytes]) -> bytes:
-    # Blocks are little-endian, so shifting right moves each block's upper bytes onto its lower ones. After a
-    # fold by half a block, the lower half of every block is the XOR of its two halves; its upper half now
-    # holds a neighbour's bytes, but no later step reads it: each step only reads the lower half of what the
-    # previous step left clean. So no masking is needed, and byte 0 of each block ends up as its checksum.
-    folded = int.from_bytes(b"".join([body.ljust(_BLOCK, b"\0") for body in bodies]), "little")
-    for shift in _FOLD_SHIFTS:
-        folded ^= folded >> shift
-    return folded.to_bytes(len(bodies) * _BLOCK, "little")[::_BLOCK]
+    value = int.from_bytes(data, "little")
+    shift, end = 8, 8 * len(data)
+    while shift < end:
+        value ^= value >> shift
+        shift <<= 1
+    return value.to_bytes(len(data) + 1, "little")
 
 
 def with_checksum(body: str) -> str:

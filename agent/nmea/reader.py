@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from typing import Final, NamedTuple
 
 from agent.errors import UsageError
-from agent.nmea.checksum import nmea_checksums
+from agent.nmea.checksum import suffix_xors
 
 # NMEA 0183 says 82, but real receivers exceed it (MTK $PMTKCHN: 190, Quectel with 6-decimal minutes: 90).
 DEFAULT_MAX_SENTENCE_BYTES: Final = 256
@@ -117,21 +117,28 @@ class NmeaReader:
         """Take the next bytes of the stream, in any chunking; complete sentences become events."""
         if not data:
             return
-        # CR and LF both end a sentence; splitting the whole chunk at once keeps the per-sentence work small.
-        lines = bytes(data).replace(b"\r", b"\n").split(b"\n")
-        first = lines[0]
+        # CR and LF both end a sentence; working on the whole chunk at once keeps the per-sentence work small.
+        stream = bytes(data).replace(b"\r", b"\n")
         if self._overlong:
-            first = self._finish_overlong(first, ended=len(lines) > 1)
-        elif self._open:
-            first = self._open + first
-        self._open = b""
-        lines[0] = first
+            lines = stream.split(b"\n")
+            lines[0] = self._finish_overlong(lines[0], ended=len(lines) > 1)
+        else:
+            stream, self._open = self._open + stream, b""
+            end = stream.rfind(b"\n")
+            batch = self._whole_sentences(stream[:end]) if end >= 0 else None
+            if batch is not None:  # the common case, checked for the whole chunk at once
+                last = stream[end + 1 :]
+                if last:
+                    self._split_line(last, [], ended=False)
+                self._check_batch(*batch)
+                return
+            lines = stream.split(b"\n")
         last = lines.pop()  # not terminated yet
         max_bytes = self.max_sentence_bytes
         frames: list[bytes] = []
         for line in lines:
             if line[:1] == b"$" and len(line) <= max_bytes and line.find(b"$", 1) < 0:
-                frames.append(line[1:])  # the common case: exactly one whole sentence on the line
+                frames.append(line[1:])  # exactly one whole sentence on the line
             elif line:
                 self._split_line(line, frames, ended=True)
         if last:
@@ -173,6 +180,24 @@ class NmeaReader:
             self._overlong = False
         return b""
 
+    def _whole_sentences(self, complete: bytes) -> tuple[bytes, list[str]] | None:
+        """The frames of ``complete`` (terminated lines) when every line is exactly one sentence of printable
+        ASCII within the bound, as ``(frames joined by LF, frames as text)``; None for any other input, which
+        then takes the line-by-line path. Counting ``$`` and line breaks decides it without a Python loop."""
+        lines = complete.replace(b"\n\n", b"\n").strip(b"\n")  # CR LF became two breaks; blank lines stay
+        if not lines:
+            return b"", []
+        breaks = lines.count(b"\n")
+        if lines[:1] != b"$" or lines.count(b"\n$") != breaks or lines.count(b"$") != breaks + 1:
+            return None
+        if lines.translate(None, _PRINTABLE_ASCII_AND_LF):
+            return None
+        joined = lines.replace(b"$", b"")
+        texts = joined.decode("ascii").split("\n")
+        if max(map(len, texts)) >= self.max_sentence_bytes:  # the bound counts the '$'
+            return None
+        return joined, texts
+
     def _split_line(self, line: bytes, frames: list[bytes], ended: bool) -> None:
         """The general case: garbage before the first ``$``, sentences cut short by a ``$``, long ones."""
         counters = self.counters
@@ -196,59 +221,66 @@ class NmeaReader:
     # -- checking ------------------------------------------------------------------------------------------
 
     def _check_all(self, frames: list[bytes]) -> None:
-        """Check complete frames (the bytes between ``$`` and the terminator); queue the good ones in order.
+        """Check complete frames (the bytes between ``$`` and the terminator) that did not take the fast path
+        of :meth:`_whole_sentences`. A batch holding only printable ASCII is decoded at once; otherwise each
+        frame is looked at, and one with other bytes is replaced by a placeholder that is malformed."""
+        joined = b"\n".join(frames)
+        if joined.translate(None, _PRINTABLE_ASCII):
+            texts = [_printable_text(frame) for frame in frames]
+        else:
+            texts = joined.decode("ascii").split("\n") if frames else []
+        self._check_batch(joined, texts)
 
-        The hot path of the reader: one loop, local counters, and checksums computed for the whole batch.
-        """
-        stars = [frame.find(b"*") for frame in frames]
-        sums = nmea_checksums([frame[:star] for frame, star in zip(frames, stars, strict=True)])
+    def _check_batch(self, joined: bytes, texts: list[str]) -> None:
+        """Check the frames ``texts``, joined by LF in ``joined``; queue the good ones in order."""
+        tails = suffix_xors(joined)
         append = self._events.append
         allow_missing = self.allow_missing_checksum
         wanted = self.kinds
+        addresses = _ADDRESSES
+        hex_pairs = _HEX_TEXT_PAIRS
         new = tuple.__new__  # Sentence(...) goes through a Python-level __new__; this is the same, faster
         malformed = bad_checksum = missing_checksum = proprietary = unknown = accepted = 0
-        for frame, star, computed in zip(frames, stars, sums, strict=True):
-            try:
-                text = frame.decode("ascii")
-            except UnicodeDecodeError:
-                malformed += 1
-                continue
-            if not text.isprintable():
-                malformed += 1
-                continue
+        start = 0  # where the frame begins in ``joined``
+        for text in texts:
+            begin, start = start, start + len(text) + 1
+            star = text.find("*")
             if star < 0:
                 if not allow_missing:
                     missing_checksum += 1
                     continue
                 body = text
-            else:
-                sent = _HEX_PAIRS.get(frame[star + 1 :])
-                if sent is None:  # '*' not followed by exactly two hex digits
+            elif star == len(text) - 3:
+                sent = hex_pairs.get(text[-2:])
+                if sent is None:  # '*' not followed by two hex digits
                     malformed += 1
                     continue
-                if computed != sent:
+                if tails[begin] ^ tails[begin + star] != sent:
                     bad_checksum += 1
                     continue
                 body = text[:star]
+            else:  # a '*' anywhere else (or a placeholder for a frame with bad bytes)
+                malformed += 1
+                continue
             comma = body.find(",")
             address = body if comma < 0 else body[:comma]
-            if not address.isalnum():
+            known = addresses.get(address)
+            if known is None:
+                known = _classify_address(address)
+            talker, kind, category = known
+            if category is _MALFORMED:
                 malformed += 1
-            elif address[0] == "P" and len(address) > 1:
+                continue
+            accepted += 1
+            if category is _PROPRIETARY:
                 proprietary += 1
-                accepted += 1
-                kind = address[1:]
                 if wanted is None or kind in wanted:
                     append(new(Sentence, ("", kind, body, True)))
-            elif len(address) == 5:
-                kind = address[2:]
-                if kind not in DECODED_TYPES:
-                    unknown += 1
-                accepted += 1
-                if wanted is None or kind in wanted:
-                    append(new(Sentence, (address[:2], kind, body, False)))
-            else:
-                malformed += 1
+                continue
+            if category is _UNKNOWN:
+                unknown += 1
+            if wanted is None or kind in wanted:
+                append(new(Sentence, (talker, kind, body, False)))
         counters = self.counters
         counters.malformed += malformed
         counters.bad_checksum += bad_checksum
@@ -256,3 +288,40 @@ class NmeaReader:
         counters.proprietary += proprietary
         counters.unknown += unknown
         counters.accepted += accepted
+
+
+_PRINTABLE_ASCII: Final = bytes(range(0x20, 0x7F))
+_PRINTABLE_ASCII_AND_LF: Final = _PRINTABLE_ASCII + b"\n"
+_DECODED: Final = "decoded"
+_UNKNOWN: Final = "unknown"
+_PROPRIETARY: Final = "proprietary"
+_MALFORMED: Final = "malformed"
+# A receiver uses a handful of addresses, so their classification is remembered (bounded: garbage that
+# passes the checksum by chance must not grow it without limit).
+_ADDRESSES: dict[str, tuple[str, str, str]] = {}
+_MAX_ADDRESSES: Final = 256
+_HEX_TEXT_PAIRS: Final = {pair.decode(): value for pair, value in _HEX_PAIRS.items()}
+
+
+def _printable_text(frame: bytes) -> str:
+    """The frame as text. A frame holding anything but printable ASCII becomes as many ``*`` as it has
+    bytes: malformed by the ``*`` rule, and as long as the frame, so the offsets into the batch still hold."""
+    if frame.translate(None, _PRINTABLE_ASCII):
+        return "*" * len(frame)
+    return frame.decode("ascii")
+
+
+def _classify_address(address: str) -> tuple[str, str, str]:
+    """``(talker, kind, category)`` of an address; remembered for the next sentence."""
+    if not address.isalnum() or not address.isascii():
+        known = ("", "", _MALFORMED)
+    elif address[0] == "P" and len(address) > 1:
+        known = ("", address[1:], _PROPRIETARY)
+    elif len(address) == 5:
+        kind = address[2:]
+        known = (address[:2], kind, _DECODED if kind in DECODED_TYPES else _UNKNOWN)
+    else:
+        known = ("", "", _MALFORMED)
+    if len(_ADDRESSES) < _MAX_ADDRESSES:
+        _ADDRESSES[address] = known
+    return known
