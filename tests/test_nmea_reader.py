@@ -298,3 +298,50 @@ def test_kinds_filter_returns_only_those_but_counts_everything() -> None:
     assert [s for s in everything if s.kind in ("GGA", "QGSV")] == wanted
     assert {s.kind for s in wanted} == {"GGA", "QGSV"}
     assert reader.counters.as_dict() == all_counters
+
+
+# Sentences with a correct checksum whose bodies vary in the ways that matter to the reader's whole-read path:
+# short, long and proprietary addresses, commas anywhere, stray '*', no checksum at all.
+def checksummed(body: str, upper: bool = True) -> str:
+    return f"${body}*{nmea_checksum(body):{'02X' if upper else '02x'}}"
+
+
+valid_sentence = st.one_of(
+    st.builds(checksummed, st.text(alphabet="GPNRMCAQ01,.", max_size=12), st.booleans()),
+    st.sampled_from(["GPGGA,7", "GNRMC,7", "PQGSV,7", "GPGSV,7", "P1,AB,7", "AB,CD,7", "PMTK001,7", "P"]).map(
+        checksummed
+    ),
+)
+faulty_sentence = st.one_of(
+    st.builds(checksummed, st.text(alphabet="GPNRMCAQ01,.*", max_size=12)),
+    st.sampled_from(["$GPGGA,1*", "$GPRMC,2*4", "$GNVTG,,T", "$PQGSV,1", "$GPGSV,3*ZZ"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.one_of(st.lists(valid_sentence, min_size=1, max_size=40),
+                    st.lists(st.one_of(valid_sentence, faulty_sentence), min_size=1, max_size=40)),
+    ending=st.sampled_from(["\r\n", "\n", "\r"]),
+    allow=st.booleans(),
+    kinds=st.sampled_from([None, frozenset({"GGA", "RMC"}), frozenset({"QGSV", "1"})]),
+)
+def test_whole_reads_of_checksummed_sentences_match_the_reference_model(
+    lines: list[str], ending: str, allow: bool, kinds: frozenset[str] | None
+) -> None:
+    data = "".join(line + ending for line in lines).encode()
+    expected_bodies, expected_counters = reference_model(data, 256, allow)
+    reader = NmeaReader(allow_missing_checksum=allow, kinds=kinds)
+    reader.feed(data)
+    sentences = list(reader)
+    assert reader.counters.as_dict() == expected_counters
+    wanted = [body for body in expected_bodies if kinds is None or _kind(body) in kinds]
+    assert [sentence.body for sentence in sentences] == wanted
+    for sentence in sentences:
+        assert sentence.kind == _kind(sentence.body)
+        assert sentence.proprietary == sentence.body.startswith("P")
+
+
+def _kind(body: str) -> str:
+    address = body.split(",")[0]
+    return address[1:] if address.startswith("P") else address[2:]

@@ -155,6 +155,46 @@ def test_decoders_raise_only_nmea_error(kind: str, fields: list[str]) -> None:
         assert fix.valid or (fix.lat, fix.lon) == (None, None)
 
 
+number_text = st.one_of(
+    st.sampled_from(["", "0", "07", "1.1", "56.1", "-3.5", "nan", "inf", "-inf", "1e308", "X", "\u0661", " 2"]),
+    st.text(alphabet="0123456789.-e", max_size=6),
+)
+
+
+def field_by_field(kind: str, body: str) -> object:
+    """What the field-by-field readers make of a GGA or RMC (the decoders' fast path must agree)."""
+    from agent.nmea import sentences as module
+
+    f = body.split(",")
+    f += [""] * (15 - len(f))
+    try:
+        if kind == "GGA":
+            return Gga("GP", module._time(f, 1), *module._position(f, 2), module._int(f, 6), module._int(f, 7),
+                       module._float(f, 8), module._float(f, 9), module._float(f, 11))
+        return Rmc("GP", module._time(f, 1), f[2], *module._position(f, 3), module._float(f, 7),
+                   module._float(f, 8), module._dmy_date(f, 9), f[12] or None)
+    except module._FieldError as error:
+        return f"{kind} field {error.number}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(number_text, min_size=6, max_size=6))
+def test_fast_paths_agree_with_field_by_field_reading(numbers: list[str]) -> None:
+    quality, satellites, hdop, altitude, geoid, speed = numbers
+    bodies = {
+        "GGA": f"GPGGA,120000.00,5327.04173,N,00214.41443,W,{quality},{satellites},{hdop},{altitude},M,{geoid},M,,",
+        "RMC": f"GPRMC,120000.00,A,5327.04173,N,00214.41443,W,{speed},{hdop},310221,,,A",
+    }
+    for kind, body in bodies.items():
+        expected = field_by_field(kind, body)
+        checked = Sentence("GP", kind, body, False)
+        try:
+            found: object = decode(checked)
+        except NmeaError as error:
+            found = str(error).split(" is not")[0]
+        assert found == expected
+
+
 # -- fix assembly --------------------------------------------------------------------------------------------
 
 

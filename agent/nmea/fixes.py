@@ -73,6 +73,7 @@ class FixAssembler:
         self._ender: str | None = None  # the receiver's last position sentence type per epoch, once learnt
         self._date: dt.date | None = None  # the UTC date at time of day self._anchor
         self._anchor = dt.time()
+        self._anchor_s = 0.0  # self._anchor in seconds of the day
         self._zda_date_fields: list[str] | None = None
 
     def push(self, sentence: Sentence) -> list[Fix]:
@@ -168,7 +169,7 @@ class FixAssembler:
     def _learn_date(self, date: dt.date, time: dt.time) -> None:
         if date != self._date:
             self._zda_date_fields = None
-        self._date, self._anchor = date, time
+        self._date, self._anchor, self._anchor_s = date, time, _seconds_of_day(time)
 
     def _timestamp(self, time: dt.time | None) -> dt.datetime | None:
         """The date follows the stream: a time of day more than 12 h before the last one is the next day."""
@@ -176,12 +177,13 @@ class FixAssembler:
         if time is None or date is None:
             return None
         if time != self._anchor:
-            drift = _seconds_of_day(time) - _seconds_of_day(self._anchor)
+            seconds = _seconds_of_day(time)
+            drift = seconds - self._anchor_s
             if drift < -_HALF_DAY_S:
                 date += _ONE_DAY
             elif drift > _HALF_DAY_S:
                 date -= _ONE_DAY
-            self._date, self._anchor = date, time
+            self._date, self._anchor, self._anchor_s = date, time, seconds
         return dt.datetime.combine(date, time, tzinfo=dt.UTC)
 
     def _apply_vtg(self, epoch: _Epoch) -> None:
@@ -240,7 +242,9 @@ class FixDecoder:
     def _drain(self) -> list[Fix]:
         push = self.assembler.push
         fixes: list[Fix] = []
-        for sentence in self.reader:
+        for sentence in self.reader.take_all():
             if not sentence.proprietary:  # the reader returns only FIX_INPUTS types ($PRMC would be one too)
-                fixes += push(sentence)
+                found = push(sentence)
+                if found:
+                    fixes += found
         return fixes
