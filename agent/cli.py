@@ -16,8 +16,9 @@ and says which of the two it got.
 
 Exit codes: 0 done, 1 refused or failed (the reason is printed), 2 usage error, 3 agent unreachable.
 
-This is what people type, so it starts fast: it imports only the few standard modules it needs and speaks the
-control protocol of :mod:`agent.control` itself (one JSON line each way) instead of importing the agent.
+This is what people type, so it starts fast: it imports only the few standard modules it needs and
+:mod:`agent.control_wire` (the client half of the socket, standard library only), and speaks the control
+protocol of :mod:`agent.control` (one JSON line each way) instead of importing the agent.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+from agent.control_wire import exchange
 
 DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
 SOCKET_ENV = "PRIVACY_AGENT_SOCKET"
@@ -126,34 +127,15 @@ def socket_path(args: argparse.Namespace, environ: dict[str, str] | os._Environ[
 def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Send one request; the result object, or Refused / Unreachable."""
     line = json.dumps({"v": 1, "op": op, "args": args}).encode("ascii") + b"\n"
-    deadline = time.monotonic() + timeout_s
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.settimeout(timeout_s)
-            conn.connect(path)
-            try:
-                conn.sendall(line)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # an agent that refused early (busy, too large) has queued its reply; read it
-            reply = _read_line(conn, deadline)
-        except TimeoutError:
-            raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None
-        except OSError as exc:
-            raise Unreachable(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
+    try:
+        reply = exchange(path, line, timeout_s)
+    except TimeoutError:
+        raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None
+    except EOFError as exc:
+        raise Refused("ControlError", str(exc)) from None
+    except OSError as exc:
+        raise Unreachable(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
     return _decode(reply)
-
-
-def _read_line(conn: socket.socket, deadline: float) -> bytes:
-    buffer = b""
-    while b"\n" not in buffer:
-        conn.settimeout(max(0.001, deadline - time.monotonic()))
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        buffer += chunk
-    if not buffer:
-        raise Refused("ControlError", "the agent closed the connection without replying")
-    return buffer.split(b"\n", 1)[0]
 
 
 def _decode(line: bytes) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import errors
+from agent.control_wire import exchange
 from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
 
 log = logging.getLogger(__name__)
@@ -573,31 +574,13 @@ def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
     AgentUnreachable when there is no socket, nobody listens, or no reply arrives within ``timeout_s``.
     """
     line = _line({"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})})
-    deadline = time.monotonic() + timeout_s
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.settimeout(timeout_s)
-            conn.connect(str(path))
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                conn.sendall(line)  # a server that refused early (busy, too large) has queued its reply
-            reply = _read_reply(conn, deadline)
-        except TimeoutError:
-            raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s",
-                                   socket=str(path)) from None
-        except OSError as exc:
-            raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",
-                                   socket=str(path)) from exc
+    try:
+        reply = exchange(str(path), line, timeout_s)
+    except TimeoutError:
+        raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s", socket=str(path)) from None
+    except EOFError as exc:
+        raise ControlError(str(exc)) from None
+    except OSError as exc:
+        raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",
+                               socket=str(path)) from exc
     return decode_reply(reply)
-
-
-def _read_reply(conn: socket.socket, deadline: float) -> bytes:
-    buffer = bytearray()
-    while b"\n" not in buffer:
-        conn.settimeout(max(0.001, deadline - time.monotonic()))
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        buffer += chunk
-    if not buffer:
-        raise ControlError("the agent closed the connection without replying")
-    return bytes(buffer.split(b"\n", 1)[0])

@@ -217,7 +217,7 @@ def test_privacyctl_imports_nothing_heavy() -> None:
     heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY or name in HEAVY
                    or any(name.startswith(prefix + ".") for prefix in HEAVY))
     assert heavy == []
-    assert {name for name in loaded if name.startswith("agent.")} == {"agent.cli"}
+    assert {name for name in loaded if name.startswith("agent.")} == {"agent.cli", "agent.control_wire"}
 
 
 # -- the unit file, checked by systemd itself ----------------------------------------------------------
