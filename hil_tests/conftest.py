@@ -25,6 +25,15 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0, interva
         time.sleep(interval_s)
 
 
+def read_until(port: Any, marker: bytes, timeout_s: float = 5.0) -> bytes:
+    """Read from a serial port until ``marker`` arrived or ``timeout_s`` passed; everything read."""
+    data = bytearray()
+    deadline = time.monotonic() + timeout_s
+    while marker not in data and time.monotonic() < deadline:
+        data += port.read(max(1, port.in_waiting))
+    return bytes(data)
+
+
 @pytest.fixture
 def sim_name() -> Iterator[str]:
     from agent import sim

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from agent import cli
 from agent.control import ControlServer, Peer, Request, read_peer_credentials, request
 from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
+from hil_tests.conftest import wait_until
 
 Handler = Callable[[Request, Peer], dict[str, Any]]
 
@@ -91,15 +92,6 @@ def error_of(raw: bytes) -> dict[str, Any]:
 
 def still_serves(server: ControlServer) -> bool:
     return request(server.path, "status", timeout_s=5.0) == {"op": "status", "args": {}}
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # -- requests that work --------------------------------------------------------------------------------

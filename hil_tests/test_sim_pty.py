@@ -7,8 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,7 @@ import serial
 from agent.errors import UsageError
 from agent.sim import ManualClock, SimModem
 from agent.sim.pty import SimPtyServer
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def read_until(port: serial.Serial, marker: bytes, timeout_s: float = 5.0) -> bytes:
-    data = bytearray()
-    deadline = time.monotonic() + timeout_s
-    while marker not in data and time.monotonic() < deadline:
-        data += port.read(max(1, port.in_waiting))
-    return bytes(data)
+from hil_tests.conftest import read_until, wait_until
 
 
 @pytest.fixture
@@ -76,13 +59,13 @@ def test_unplug_closes_the_pty_and_removes_the_link_replug_brings_a_new_one(
     modem, links = served
     port = serial.Serial(str(links["at"]), timeout=1)
     modem.unplug()
-    assert wait_for(lambda: not links["at"].is_symlink())
+    assert wait_until(lambda: not links["at"].is_symlink())
     with pytest.raises(serial.SerialException):
         for _ in range(20):
             port.read(1)
     port.close()
     modem.replug()
-    assert wait_for(lambda: links["at"].is_symlink())
+    assert wait_until(lambda: links["at"].is_symlink())
     assert os.path.exists(os.readlink(links["at"]))  # a live pts (the kernel may reuse the number)
     with serial.Serial(str(links["at"]), timeout=0.5) as again:
         again.write(b"AT\r")
@@ -96,8 +79,8 @@ def test_cfun_reboot_drops_the_pty_and_returns_with_boot_urcs(
     with serial.Serial(str(links["at"]), timeout=0.5) as port:
         port.write(b"AT+CFUN=1,1\r")
         assert read_until(port, b"OK\r\n").endswith(b"OK\r\n")
-        assert wait_for(lambda: not links["at"].is_symlink())
-    assert wait_for(lambda: links["at"].is_symlink())
+        assert wait_until(lambda: not links["at"].is_symlink())
+    assert wait_until(lambda: links["at"].is_symlink())
     with serial.Serial(str(links["at"]), timeout=0.5) as port:
         assert read_until(port, b"PB DONE\r\n").startswith(b"\r\nRDY\r\n")
 

@@ -12,6 +12,7 @@ import serial
 
 from agent import sim
 from agent.sim.modem import BOOT_S
+from hil_tests.conftest import read_until
 
 _names = itertools.count()
 
@@ -27,14 +28,6 @@ def name() -> Iterator[str]:
 def url(name: str, port: str = "at", **extra: object) -> str:
     options = "".join(f"&{key}={value}" for key, value in extra.items())
     return f"sim://ec25?name={name}&port={port}{options}"
-
-
-def read_until(port: serial.Serial, marker: bytes, timeout_s: float = 5.0) -> bytes:
-    data = bytearray()
-    deadline = time.monotonic() + timeout_s
-    while marker not in data and time.monotonic() < deadline:
-        data += port.read(max(1, port.in_waiting))
-    return bytes(data)
 
 
 def test_register_is_explicit_idempotent_and_reversible() -> None:
