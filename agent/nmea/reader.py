@@ -198,11 +198,11 @@ class NmeaReader:
         if not lines:
             return b"", []
         breaks = lines.count(b"\n")
-        if lines[:1] != b"$" or lines.count(b"\n$") != breaks or lines.count(b"$") != breaks + 1:
-            return None
-        if lines.translate(None, _PRINTABLE_ASCII_AND_LF):
+        if lines[:1] != b"$" or lines.count(b"\n$") != breaks:  # every line starts with '$' ...
             return None
         joined = lines.replace(b"$", b"")
+        if len(lines) - len(joined) != breaks + 1 or joined.translate(None, _PRINTABLE_ASCII_AND_LF):
+            return None  # ... and holds no other '$' and only printable ASCII
         texts = joined.decode("ascii").split("\n")
         if max(map(len, texts)) >= self.max_sentence_bytes:  # the bound counts the '$'
             return None
@@ -274,10 +274,11 @@ class NmeaReader:
         if wanted:
             append = self._events.append
             new = tuple.__new__
-            for address, text in zip(addresses, texts, strict=True):
-                known = wanted.get(address)
-                if known is not None:
-                    append(new(Sentence, (known[0], known[1], text[:-3], known[2] is _PROPRIETARY)))
+            chosen = list(map(wanted.__contains__, addresses))  # the loop below sees only the wanted ones
+            pairs = zip(itertools.compress(addresses, chosen), itertools.compress(texts, chosen), strict=True)
+            for address, text in pairs:
+                talker, kind, category = wanted[address]
+                append(new(Sentence, (talker, kind, text[:-3], category is _PROPRIETARY)))
         return True
 
     def _count_addresses(self, counts: collections.Counter[str]) -> None:

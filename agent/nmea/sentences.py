@@ -152,6 +152,9 @@ class _FieldError(Exception):
 
 Fields = list[str]
 T = TypeVar("T")
+# A named tuple's own constructor is a Python function taking every field by name; for the two decoders that
+# run for every epoch, building the tuple directly is the same value at half the cost.
+_new = tuple.__new__
 
 
 def _decoding(sentence: Sentence, build: Callable[[str, Fields], T], count: int) -> T:
@@ -297,7 +300,8 @@ def _gga(talker: str, f: Fields) -> Gga:
             pass
         else:
             if math.isfinite(hdop + altitude + geoid):  # finite sum: each is finite
-                return Gga(talker, _time(f, 1), *_position(f, 2), int(quality), int(satellites), hdop, altitude, geoid)
+                fields = (talker, _time(f, 1), *_position(f, 2), int(quality), int(satellites), hdop, altitude, geoid)
+                return _new(Gga, fields)
     return Gga(talker, _time(f, 1), *_position(f, 2), _int(f, 6), _int(f, 7), _float(f, 8), _float(f, 9), _float(f, 11))
 
 
@@ -316,7 +320,7 @@ def _rmc(talker: str, f: Fields) -> Rmc:
         plain = False
     if not plain:
         speed, course = _float(f, 7), _float(f, 8)
-    return Rmc(talker, _time(f, 1), f[2], *_position(f, 3), speed, course, _dmy_date(f, 9), f[12] or None)
+    return _new(Rmc, (talker, _time(f, 1), f[2], *_position(f, 3), speed, course, _dmy_date(f, 9), f[12] or None))
 
 
 def decode_gns(sentence: Sentence) -> Gns:
