@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import cbor2
@@ -36,6 +37,28 @@ def test_records_are_deterministic_cbor_and_round_trip(fields: dict[str, object]
     assert (record.seq, record.time_ms, record.type, record.fields, record.sealed) == (
         seq, time_ms, "fix_access", fields, sealed)
     assert record.hash == hashlib.sha256(payload).digest()
+
+
+@given(fields=field_maps, personal=st.booleans(), seq=st.integers(0, 2**40))
+def test_decoded_records_are_the_records_the_constructor_makes(fields: dict[str, object], personal: bool,
+                                                                seq: int) -> None:
+    """decode_record fills the frozen dataclasses' slots itself (for speed): every field must be set."""
+    sealed = codec.Sealed("00ff", bytes(range(12)), b"ciphertext") if personal else None
+    prev = bytes(range(32))
+    payload = codec.encode_record(seq=seq, time_ms=7, record_type="fix_access", prev_hash=prev, fields=fields,
+                                  sealed=sealed)
+    digest = hashlib.sha256(payload).digest()
+    record = codec.decode_record(payload, segment="s", offset=0)
+    assert record == codec.Record(seq, 7, "fix_access", prev, fields, sealed, payload, digest)
+    assert repr(record) == repr(codec.Record(seq, 7, "fix_access", prev, record.fields, sealed, payload, digest))
+    parts = (sealed.key_id, sealed.nonce, sealed.ciphertext) if sealed is not None else None
+    assert codec.decode_parts(payload, segment="s", offset=0) == (seq, 7, "fix_access", prev, fields, parts,
+                                                                   digest)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.seq = 1  # type: ignore[misc]
+    if record.sealed is not None:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.sealed.key_id = "other"  # type: ignore[misc]
 
 
 @given(value=values)
@@ -73,6 +96,19 @@ def test_frames_parse_in_any_chunking(payloads: list[bytes], cuts: list[int]) ->
     seen.extend(frame.payload for frame in reader.frames())
     assert seen == payloads
     assert reader.finish() is None
+
+
+def test_frames_fed_a_byte_at_a_time_keep_their_offsets() -> None:
+    payloads = [b"", b"a", bytes(300), b"xyz" * 50]
+    stream = b"".join(codec.encode_frame(payload) for payload in payloads)
+    reader = codec.FrameReader("seg")
+    frames: list[codec.Frame] = []
+    for index in range(len(stream)):
+        reader.feed(stream[index:index + 1])
+        frames.extend(reader.frames())
+    assert [frame.payload for frame in frames] == payloads
+    assert [frame.offset for frame in frames] == [0, *[frame.end for frame in frames[:-1]]]
+    assert frames[-1].end == len(stream) and reader.finish() is None
 
 
 @given(payload=st.binary(min_size=1, max_size=100), data=st.data())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
+import threading
 import zipfile
 from pathlib import Path
 
@@ -13,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import ExportError, UsageError
-from agent.ledger import Ledger, LedgerConfig
+from agent.errors import ExportError, LogCorrupt, UsageError
+from agent.ledger import Ledger, LedgerConfig, codec, export
 from agent.ledger.export import verify_export
-from tests.ledger_support import CONFIG, LAT, MARKER, FakeClock, all_bytes, fill
+from tests.ledger_support import CONFIG, LAT, MARKER, FakeClock, all_bytes, fill, frame_offsets, segment_paths
 
 DAY_S = 86_400
 
@@ -215,6 +217,110 @@ def test_export_reports_progress(tmp_path: Path) -> None:
         ledger.export(tmp_path / "x.zip", progress=lambda done, total: seen.append((done, total)))
         count = ledger.head()[0]
     assert seen[-1] == (count, count) and len(seen) > 2
+
+
+ODD_FIELDS = [
+    {"text": 'quote " backslash \\ tab \t newline \n nul \x00 del \x7f', "unicode": "héllo ✓ 𝄞 \u2028"},
+    {"list": [1, "two", {"three": b"\x03"}, [], {}], "nested": {"a": {"b": None, "c": True, "d": False}}},
+    {"big": 2**64 - 1, "negative": -(2**63), "zero": 0, "bytes": b"\x00\xff", "policy_version": 7},
+    {"%s": "%d", "": "", "policy_version": "2024-05"},
+    {},
+]
+
+
+def reference_line(ledger: Ledger, record: codec.Record) -> str:
+    """A line of records.jsonl as the JSON encoder writes the whole entry (what the export once did itself)."""
+    entry: dict[str, object] = {"seq": record.seq, "time": export.iso_time(record.time_ms),
+                                "time_ms": record.time_ms, "type": record.type,
+                                "fields": export.to_json(record.fields)}
+    if record.sealed is not None:
+        personal = ledger.open_personal(record)
+        entry["personal"] = export.to_json(personal) if personal is not None else {
+            "erased": True, "key_id": record.sealed.key_id}
+    entry["hash"] = record.hash.hex()
+    return json.dumps(entry, ensure_ascii=False, separators=(", ", ": ")) + "\n"
+
+
+def test_records_jsonl_is_the_json_encoding_of_each_record(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Ledger.open(tmp_path / "state", CONFIG, clock=clock) as ledger:
+        for index in range(40):
+            clock.now += 0.4 if index % 5 else 3600.7  # same and new seconds, and several epochs' keys
+            fields = ODD_FIELDS[index % len(ODD_FIELDS)]
+            if index % 2:
+                ledger.append("fix_access", fields, personal={**fields, "lat_e7": LAT + index}, epoch=index // 10)
+            else:
+                ledger.append("upload", fields)
+        ledger.erase(epoch=1)
+        out = Path(ledger.export(tmp_path / "export.zip").path)
+        expected = "".join(reference_line(ledger, record) for record in ledger.records())
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("records.jsonl").decode() == expected
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["policy_versions"] == ["2024-05", "7"]
+    assert manifest["erased_records"] == 5
+    assert verify_export(out).erased_records == 5
+
+
+def test_export_in_many_chunks_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "JSONL_BATCH", 2)
+    monkeypatch.setattr(export, "JSONL_CHUNK", 3)  # rounded up to whole batches: chunks of 4 lines
+    seen: list[int] = []
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        fill(ledger, 30)
+        out = Path(ledger.export(tmp_path / "export.zip", progress=lambda done, _total: seen.append(done)).path)
+        count = ledger.head()[0]
+        expected = "".join(reference_line(ledger, record) for record in ledger.records())
+    assert read_lines(out) == [json.loads(line) for line in expected.splitlines()]
+    assert verify_export(out).records == count
+    assert seen == [*range(2, count + 1, 2), count]
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "ledger-export-writer"]
+
+
+def test_a_failed_write_in_the_writer_thread_is_an_export_error(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "JSONL_BATCH", 2)
+    monkeypatch.setattr(export, "JSONL_CHUNK", 2)
+    real_write = zipfile._ZipWriteFile.write  # type: ignore[attr-defined]
+    written: list[int] = []
+
+    def write(self: object, data: bytes) -> int:
+        if threading.current_thread() is not threading.main_thread():
+            written.append(len(data))
+            if len(written) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        result: int = real_write(self, data)
+        return result
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "write", write)  # type: ignore[attr-defined]
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        fill(ledger, 30)
+        with pytest.raises(ExportError, match="No space left"):
+            ledger.export(tmp_path / "export.zip")
+    assert len(written) == 3
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["state"]
+    assert writer_threads() == []
+
+
+def test_damage_found_after_several_chunks_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "JSONL_BATCH", 2)
+    monkeypatch.setattr(export, "JSONL_CHUNK", 2)
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        fill(ledger, 30)
+    segment = segment_paths(tmp_path / "state")[0]
+    start, _ = frame_offsets(segment)[25]
+    with Ledger.open(tmp_path / "state", read_only=True) as ledger:  # checked on open; damaged after
+        raw = bytearray(segment.read_bytes())
+        raw[start + 20] ^= 0x10
+        segment.write_bytes(bytes(raw))
+        with pytest.raises(LogCorrupt) as caught:
+            ledger.export(tmp_path / "export.zip")
+    assert (caught.value.segment, caught.value.offset) == (segment.name, start)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["state"]
+    assert writer_threads() == []
 
 
 def test_streamed_members_carry_zip64_sizes(exported: Path) -> None:

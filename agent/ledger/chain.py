@@ -95,14 +95,18 @@ class LinkChecker:
         self._segment = name
 
     def add(self, record: codec.Record, offset: int) -> None:
-        if record.seq != self.count:
+        self.link(record.seq, record.prev_hash, record.hash, record.type, offset)
+
+    def link(self, seq: int, prev_hash: bytes, digest: bytes, record_type: str, offset: int) -> None:
+        """:meth:`add` for a record known by its parts (see codec.decode_parts)."""
+        if seq != self.count:
             raise LogCorrupt("record out of order or missing", segment=self._segment, offset=offset,
-                             expected_seq=self.count, found_seq=record.seq)
-        if record.prev_hash != self.head:
-            raise LogCorrupt("hash chain broken", segment=self._segment, offset=offset, seq=record.seq)
+                             expected_seq=self.count, found_seq=seq)
+        if prev_hash != self.head:
+            raise LogCorrupt("hash chain broken", segment=self._segment, offset=offset, seq=seq)
         self.count += 1
-        self.head = record.hash
-        self.counts[record.type] = self.counts.get(record.type, 0) + 1
+        self.head = digest
+        self.counts[record_type] = self.counts.get(record_type, 0) + 1
 
 
 class ChainChecker(LinkChecker):

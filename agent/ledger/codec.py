@@ -43,9 +43,11 @@ KIND_RECORD = 1
 HEADER = struct.Struct("<4sBBI")  # magic, version, kind, payload length
 CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER.size + CRC.size  # 14
+_HEADER_AND_CRC = struct.Struct("<6sII")  # the header read as (magic + version + kind, length, header CRC)
 TRAILER_SIZE = CRC.size
 MAX_PAYLOAD = 1 << 20  # 1 MiB: a record is small; anything larger is damage, not data
 GENESIS = bytes(32)
+_PREFIX = HEADER.pack(MAGIC, FRAME_VERSION, KIND_RECORD, 0)[:6]
 HASH_SIZE = 32
 
 # Records that carry a promise to a person (invariant 5): durable before append returns.
@@ -160,38 +162,79 @@ def record_hash(payload: bytes) -> bytes:
 def decode_record(payload: bytes, *, segment: str, offset: int) -> Record:
     """Decode and check the shape of one record payload; a payload that passed its CRC but is not a record of
     this schema is corruption (or a newer schema), reported at its place."""
+    seq, time_ms, record_type, prev, fields, sealed_parts, digest = decode_parts(payload, segment=segment,
+                                                                                offset=offset)
+    sealed: Sealed | None = None
+    if sealed_parts is not None:
+        sealed = _new_object(Sealed)
+        _set_key_id(sealed, sealed_parts[0])
+        _set_nonce(sealed, sealed_parts[1])
+        _set_ciphertext(sealed, sealed_parts[2])
+    record: Record = _new_object(Record)
+    _set_seq(record, seq)
+    _set_time_ms(record, time_ms)
+    _set_type(record, record_type)
+    _set_prev_hash(record, prev)
+    _set_fields(record, fields)
+    _set_sealed(record, sealed)
+    _set_payload(record, payload)
+    _set_hash(record, digest)
+    return record
+
+
+SealedParts = tuple[str, bytes, bytes]  # key_id, nonce, ciphertext
+# seq, time_ms, type, prev_hash, fields, sealed (or None), hash: a Record's values but its payload
+RecordParts = tuple[int, int, str, bytes, dict[str, Any], SealedParts | None, bytes]
+
+
+def decode_parts(payload: bytes, *, segment: str, offset: int) -> RecordParts:
+    """What :func:`decode_record` checks and finds, as a tuple, for a reader with no use for the objects: the
+    export turns millions of records into lines, and making a Record and a Sealed costs about as much as
+    these checks. Raises the same :class:`LogCorrupt` as decode_record, which is built on it.
+
+    Runs once per record on every read of the log, so it is written flat (no helper calls; cbor2 called
+    directly, not through :func:`loads`).
+    """
     try:
-        body = loads(payload)
+        body = _cbor_loads(payload, allow_indefinite=False, allow_duplicate_keys=False)
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise LogCorrupt("record is not valid CBOR", segment=segment, offset=offset) from exc
     try:
-        return _record_from(body, payload)
+        if type(body) is not dict or body["v"] != SCHEMA_VERSION:
+            raise ValueError("not a record of this schema")
+        seq, time_ms, record_type, prev = body["seq"], body["t"], body["type"], body["prev"]
+        fields = body.get("f", {})
+        # exact type checks (bool is not an int here)
+        if not (type(seq) is int and type(time_ms) is int and seq >= 0 and time_ms >= 0
+                and type(record_type) is str and type(prev) is bytes and len(prev) == HASH_SIZE
+                and type(fields) is dict):
+            raise ValueError("record fields have the wrong types")
+        sealed: SealedParts | None = None
+        if "p" in body:
+            raw = body["p"]
+            if type(raw) is not dict:
+                raise ValueError("personal part is not a map")
+            sealed = raw["k"], raw["n"], raw["c"]
+            if not (type(sealed[0]) is str and type(sealed[1]) is bytes and type(sealed[2]) is bytes):
+                raise ValueError("personal part has the wrong types")
     except (KeyError, TypeError, ValueError) as exc:
         raise LogCorrupt(f"record does not match schema {SCHEMA_VERSION}", segment=segment,
                          offset=offset) from exc
+    return seq, time_ms, record_type, prev, fields, sealed, _sha256(payload).digest()
 
 
-def _record_from(body: Any, payload: bytes) -> Record:
-    if type(body) is not dict or body["v"] != SCHEMA_VERSION:
-        raise ValueError("not a record of this schema")
-    seq, time_ms, record_type, prev = body["seq"], body["t"], body["type"], body["prev"]
-    fields = body.get("f", {})
-    # exact type checks (bool is not an int here), written flat: this runs once per record on every read
-    if not (type(seq) is int and type(time_ms) is int and seq >= 0 and time_ms >= 0
-            and type(record_type) is str and type(prev) is bytes and len(prev) == HASH_SIZE
-            and type(fields) is dict):
-        raise ValueError("record fields have the wrong types")
-    sealed = _sealed_from(body["p"]) if "p" in body else None
-    return Record(seq, time_ms, record_type, prev, fields, sealed, payload, hashlib.sha256(payload).digest())
-
-
-def _sealed_from(raw: Any) -> Sealed:
-    if type(raw) is not dict:
-        raise ValueError("personal part is not a map")
-    key_id, nonce, ciphertext = raw["k"], raw["n"], raw["c"]
-    if not (type(key_id) is str and type(nonce) is bytes and type(ciphertext) is bytes):
-        raise ValueError("personal part has the wrong types")
-    return Sealed(key_id, nonce, ciphertext)
+_cbor_loads = cbor2.loads
+_sha256 = hashlib.sha256
+_new_object = object.__new__
+# The slot descriptors of the two frozen dataclasses. A frozen dataclass's __init__ sets each field through
+# object.__setattr__, which costs more than the checks of decode_parts; reading a log makes millions of
+# records, so decode_record fills the same slots directly. The objects are the same (equal, immutable, same
+# repr) as the constructors make; only decode_record builds them this way (a test checks every field is set).
+_set_seq, _set_time_ms, _set_type, _set_prev_hash, _set_fields, _set_sealed, _set_payload, _set_hash = (
+    getattr(Record, name).__set__
+    for name in ("seq", "time_ms", "type", "prev_hash", "fields", "sealed", "payload", "hash"))
+_set_key_id, _set_nonce, _set_ciphertext = (getattr(Sealed, name).__set__
+                                            for name in ("key_id", "nonce", "ciphertext"))
 
 
 # -- frames -------------------------------------------------------------------------------------------------
@@ -233,6 +276,7 @@ class FrameReader:
         self._buffer = bytearray()
         self._offset = start_offset  # file offset of _buffer[0]
         self._zeros_from: int | None = None
+        self._need = 1  # buffer length below which no new frame can be whole (nothing to parse)
 
     def feed(self, data: bytes) -> None:
         if self._zeros_from is not None:
@@ -243,19 +287,65 @@ class FrameReader:
 
     def frames(self) -> Iterator[Frame]:
         """Every whole frame now in the buffer."""
+        for offset, payload in self.payloads():
+            yield Frame(offset, payload)
+
+    def payloads(self) -> Iterator[tuple[int, bytes]]:
+        """Every whole frame now in the buffer, as (offset, payload): :meth:`frames` without the objects.
+
+        This loop is the inner loop of every read of the log (open, verify, export), so it is written flat.
+        """
         buffer = self._buffer
+        if self._zeros_from is not None or len(buffer) < self._need:
+            return  # a frame still incomplete: not worth copying the buffer again to find that out
+        # One copy of the buffer per fed chunk; each payload is then a single slice of it (slicing the
+        # bytearray and converting would copy every payload twice).
+        data = bytes(buffer)
+        end = len(data)
+        base = self._offset
         position = 0
+        unpack_header, unpack_crc, crc32 = _HEADER_AND_CRC.unpack_from, CRC.unpack_from, zlib.crc32
+        header_end = HEADER.size
         try:
-            while self._zeros_from is None:
-                frame = self._frame_at(buffer, position)
-                if frame is None:
+            while position < end:
+                if data[position] == 0:
+                    # A frame never starts with 0; a zero run is space the filesystem allocated but a crash
+                    # left unwritten.
+                    self._expect_zeros(data[position:], base + position)
+                    self._zeros_from = base + position
+                    self._offset = base + end
+                    buffer.clear()
+                    return
+                if end - position < HEADER_SIZE:
                     break
-                position += HEADER_SIZE + len(frame.payload) + TRAILER_SIZE
-                yield frame
+                prefix, length, header_crc = unpack_header(data, position)
+                if crc32(data[position:position + header_end]) != header_crc:
+                    raise self._corrupt("frame header checksum mismatch", base + position)
+                if prefix != _PREFIX or length > MAX_PAYLOAD:  # magic, version and kind in one comparison
+                    raise self._corrupt("frame header not understood", base + position)
+                start = position + HEADER_SIZE
+                stop = start + length
+                if stop + TRAILER_SIZE > end:
+                    break
+                payload = data[start:stop]
+                if crc32(payload) != unpack_crc(data, stop)[0]:
+                    raise self._corrupt("record checksum mismatch", base + position)
+                offset = base + position
+                position = stop + TRAILER_SIZE  # consumed before it is handed out, as a generator may stop
+                yield offset, payload
         finally:
             if self._zeros_from is None:
                 del buffer[:position]
-                self._offset += position
+                self._offset = base + position
+                self._need = self._bytes_needed(data, position)
+
+    def _bytes_needed(self, data: bytes, position: int) -> int:
+        """How long the buffer must grow before the frame at ``position`` of ``data`` can be whole."""
+        left = len(data) - position
+        if left < HEADER_SIZE:
+            return 1 if left == 0 else HEADER_SIZE
+        length = HEADER.unpack_from(data, position)[3]
+        return HEADER_SIZE + length + TRAILER_SIZE if length <= MAX_PAYLOAD else 1
 
     def finish(self) -> Tail | None:
         """End of segment: None when it ended on a frame boundary, else the tail to truncate."""
@@ -271,36 +361,6 @@ class FrameReader:
     def offset(self) -> int:
         """File offset just after the last frame returned (where a tail would start)."""
         return self._zeros_from if self._zeros_from is not None else self._offset
-
-    def _frame_at(self, buffer: bytearray, position: int) -> Frame | None:
-        available = len(buffer) - position
-        if available == 0:
-            return None
-        offset = self._offset + position
-        if buffer[position] == 0:
-            # A frame never starts with 0; a zero run is space the filesystem allocated but a crash left
-            # unwritten.
-            self._expect_zeros(bytes(buffer[position:]), offset)
-            self._zeros_from = offset
-            self._offset = offset + available
-            buffer.clear()
-            return None
-        if available < HEADER_SIZE:
-            return None
-        magic, version, kind, length = HEADER.unpack_from(buffer, position)
-        (header_crc,) = CRC.unpack_from(buffer, position + HEADER.size)
-        if zlib.crc32(memoryview(buffer)[position:position + HEADER.size]) != header_crc:
-            raise self._corrupt("frame header checksum mismatch", offset)
-        if magic != MAGIC or version != FRAME_VERSION or kind != KIND_RECORD or length > MAX_PAYLOAD:
-            raise self._corrupt("frame header not understood", offset)
-        if available < HEADER_SIZE + length + TRAILER_SIZE:
-            return None
-        start = position + HEADER_SIZE
-        payload = bytes(buffer[start:start + length])
-        (payload_crc,) = CRC.unpack_from(buffer, start + length)
-        if zlib.crc32(payload) != payload_crc:
-            raise self._corrupt("record checksum mismatch", offset)
-        return Frame(offset, payload)
 
     def _expect_zeros(self, data: bytes, offset: int) -> None:
         if data.count(0) != len(data):

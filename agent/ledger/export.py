@@ -21,11 +21,12 @@ import datetime as dt
 import hashlib
 import json
 import os
+import queue
 import sys
+import threading
 import time
 import zipfile
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -44,25 +45,26 @@ RECORDS = "records.jsonl"
 README = "README.txt"
 SEGMENT_DIR = "segments/"
 COPY_CHUNK = 1 << 20
-JSONL_BATCH = 1024
+JSONL_BATCH = 1024  # records per progress report
+JSONL_CHUNK = 4096  # lines (at least) per chunk handed to the writer thread, about 1.3 MB: see lines()
+WRITE_QUEUE = 2  # chunks waiting for the writer thread: bounds the memory the export uses
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
-def _line_encoder() -> Callable[[Any], str]:
-    """The C encoder behind _ENCODER, made once: JSONEncoder.encode would build it again for every line."""
+def _pieces_encoder() -> Callable[[Any, int], Sequence[str]]:
+    """_ENCODER.encode without its per-call cost: the C encoder behind it, made once (JSONEncoder.encode
+    builds it again for every value). Call as ``"".join(encode(value, 0))`` (0: the indentation level)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return _ENCODER.encode
-    encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ",
-                  False, False, True)
-
-    def encode_line(value: Any) -> str:
-        return "".join(encode(value, 0))
-
-    return encode_line
+        return lambda value, _level: (_ENCODER.encode(value),)
+    encode: Callable[[Any, int], Sequence[str]] = make(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    return encode
 
 
-_ENCODE_LINE = _line_encoder()
+_encode_pieces = _pieces_encoder()
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # what _ENCODER does with a str
+_join = "".join
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 Progress = Callable[[int, int], None]
 
@@ -182,7 +184,7 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
             # segments are mostly ciphertext and hashes, which do not compress: store them as they are
             _write_member(archive, SEGMENT_DIR + name, chunks, digests, compress=False)
         builder = _JsonlBuilder(snapshot, progress)
-        _write_member(archive, RECORDS, builder.lines(), digests)
+        _write_member(archive, RECORDS, builder.lines(), digests, background=True)
         manifest = _manifest(snapshot, builder, digests)
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
         archive.writestr(MANIFEST, manifest_bytes)
@@ -192,18 +194,63 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
 
 
 def _write_member(archive: zipfile.ZipFile, name: str, chunks: Iterator[bytes] | list[bytes],
-                  digests: dict[str, dict[str, Any]], *, compress: bool = True) -> None:
+                  digests: dict[str, dict[str, Any]], *, compress: bool = True,
+                  background: bool = False) -> None:
+    """Stream ``chunks`` into a new member; ``background``: hash, compress and write them in a second thread
+    while this one makes the next chunks."""
     digest = hashlib.sha256()
     size = 0
     info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     info.external_attr = 0o600 << 16
     with archive.open(info, "w", force_zip64=True) as member:
-        for chunk in chunks:
+
+        def write(chunk: bytes) -> None:
+            nonlocal size
             digest.update(chunk)
             size += len(chunk)
             member.write(chunk)
+
+        if background:
+            _consume_in_thread(chunks, write)
+        else:
+            for chunk in chunks:
+                write(chunk)
     digests[name] = {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def _consume_in_thread(chunks: Iterable[bytes], consume: Callable[[bytes], None]) -> None:
+    """Take ``chunks`` in this thread and hand each to ``consume`` in a worker thread, in order.
+
+    SHA-256, deflate, CRC-32 and file writes release the GIL on large buffers, so for records.jsonl they run
+    on a second core while this thread decodes and decrypts the next records. The queue is short, so memory
+    stays bounded. An error on either side stops both, and is raised here: the worker's only after it has
+    stopped, so that nothing writes to the archive once this returns.
+    """
+    handoff: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_QUEUE)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while (chunk := handoff.get()) is not None:
+                consume(chunk)
+        except BaseException as exc:  # handed to the producer thread, which raises it
+            failure.append(exc)
+            while handoff.get() is not None:  # keep taking, so that the producer never blocks on a full queue
+                pass
+
+    worker = threading.Thread(target=work, name="ledger-export-writer", daemon=True)
+    worker.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            handoff.put(chunk)
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _segment_chunks(path: Path, size: int) -> Iterator[bytes]:
@@ -228,24 +275,34 @@ class _JsonlBuilder:
         # The chain's links are checked on the way (an export never hides a damaged log); the Merkle root and
         # signatures are the verifier's job, which recomputes them from the exported segments.
         self.checker = LinkChecker()
-        self.counts: Counter[str] = Counter()
         self.erased = 0
         self.policy_versions: set[str] = set()
         self._openers: dict[str, crypto.Opener | None] = {}
-        self._time = _IsoClock()
+        self._second = -1  # the whole second of the last record's time, and its text
+        self._second_text = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Records per type: the checker counts every record it passes, and each of those becomes a line."""
+        return self.checker.counts
 
     def lines(self) -> Iterator[bytes]:
+        """records.jsonl in chunks of JSONL_CHUNK lines (progress every JSONL_BATCH records). The chunks are
+        large because each one costs a few GIL handovers between this thread and the writer thread, which
+        wait up to the 5 ms switch interval each: chunks of 1024 lines made the export a sixth slower."""
         batch: list[str] = []
+        add_line, line_of = batch.append, self._line
         done = 0
         for name, size in self._snapshot.segments:
             path = self._snapshot.directory / name
             with os.fdopen(files.open_for_read(path), "rb") as stream:
-                for record in SegmentScan(stream, name, limit=size).records(self.checker):
-                    batch.append(self._line(record))
+                for parts in SegmentScan(stream, name, limit=size).parts(self.checker):
+                    add_line(line_of(parts))
                     done += 1
-                    if len(batch) >= JSONL_BATCH:
-                        yield "".join(batch).encode()
-                        batch.clear()
+                    if not done % JSONL_BATCH:
+                        if len(batch) >= JSONL_CHUNK:
+                            yield "".join(batch).encode()
+                            batch.clear()
                         self._report(done)
         if batch:
             yield "".join(batch).encode()
@@ -257,36 +314,56 @@ class _JsonlBuilder:
         if self._progress is not None:
             self._progress(done, self._snapshot.count)
 
-    def _line(self, record: codec.Record) -> str:
-        self.counts[record.type] += 1
-        version = record.fields.get("policy_version")
-        if isinstance(version, str | int) and not isinstance(version, bool):
-            self.policy_versions.add(str(version))
-        entry: dict[str, Any] = {"seq": record.seq, "time": self._time.iso(record.time_ms),
-                                 "time_ms": record.time_ms, "type": record.type,
-                                 "fields": to_json(record.fields)}
-        if record.sealed is not None:
-            entry["personal"] = self._personal(record)
-        entry["hash"] = record.hash.hex()
-        return _ENCODE_LINE(entry) + "\n"
+    def _line(self, parts: codec.RecordParts) -> str:
+        """One line of records.jsonl, newline included.
 
-    def _personal(self, record: codec.Record) -> Any:
-        sealed = record.sealed
-        assert sealed is not None
-        opener = self._opener(sealed.key_id)
+        The same text as encoding the whole entry with _ENCODER (keys in this order), but only the fields and
+        the personal part go through the encoder: the other values are integers, ASCII text made here (time,
+        hash) and the type, which encode_basestring escapes exactly as the encoder does. Encoding the whole
+        dict costs half as much again as this, once per record; for the same reason the calls are inlined.
+        """
+        seq, time_ms, record_type, _prev, fields, sealed, digest = parts
+        if "policy_version" in fields:
+            version = fields["policy_version"]
+            if isinstance(version, str | int) and not isinstance(version, bool):
+                self.policy_versions.add(str(version))
+        seconds, millis = divmod(time_ms, 1000)
+        if seconds != self._second:  # records come in bursts within a second: format each second once
+            self._second_text = iso_second(seconds)
+            self._second = seconds
+        for value in fields.values():  # to_json's own first test, here to save the call in the common case
+            if type(value) not in _JSON_SCALARS:
+                fields = to_json(fields)
+                break
+        if sealed is None:
+            return (f'{{"seq": {seq}, "time": "{self._second_text}.{millis:03d}Z", "time_ms": {time_ms}, '
+                    f'"type": {_encode_text(record_type)}, "fields": {_join(_encode_pieces(fields, 0))}, '
+                    f'"hash": "{digest.hex()}"}}\n')
+        return (f'{{"seq": {seq}, "time": "{self._second_text}.{millis:03d}Z", "time_ms": {time_ms}, '
+                f'"type": {_encode_text(record_type)}, "fields": {_join(_encode_pieces(fields, 0))}, '
+                f'"personal": {_join(_encode_pieces(self._personal(seq, record_type, sealed), 0))}, '
+                f'"hash": "{digest.hex()}"}}\n')
+
+    def _personal(self, seq: int, record_type: str, sealed: codec.SealedParts) -> Any:
+        key_id, nonce, ciphertext = sealed
+        if key_id in self._openers:
+            opener = self._openers[key_id]
+        else:  # one cipher object per key, not one per record
+            info = self._snapshot.keys.get(key_id)
+            opener = self._openers[key_id] = crypto.Opener(info.key) if info is not None and info.key else None
         if opener is None:
             self.erased += 1
-            return {"erased": True, "key_id": sealed.key_id}
-        plaintext = opener.open(sealed.nonce, sealed.ciphertext, associated_data(record.seq, record.type))
+            return {"erased": True, "key_id": key_id}
+        plaintext = opener.open(nonce, ciphertext, associated_data(seq, record_type))
         if plaintext is None:
-            return {"unreadable": True, "key_id": sealed.key_id}
-        return to_json(codec.loads(plaintext))
-
-    def _opener(self, key_id: str) -> crypto.Opener | None:
-        if key_id not in self._openers:
-            info = self._snapshot.keys.get(key_id)
-            self._openers[key_id] = crypto.Opener(info.key) if info is not None and info.key else None
-        return self._openers[key_id]
+            return {"unreadable": True, "key_id": key_id}
+        personal = codec.loads(plaintext)
+        if type(personal) is dict:  # to_json's own first test, here to save the call in the common case
+            for value in personal.values():
+                if type(value) not in _JSON_SCALARS:
+                    return to_json(personal)
+            return personal
+        return to_json(personal)
 
 
 def _manifest(snapshot: Snapshot, builder: _JsonlBuilder,
@@ -318,31 +395,25 @@ def _tombstone(info: KeyInfo) -> dict[str, Any]:
             "destroyed": iso_time(info.destroyed_ms or 0)}
 
 
-class _IsoClock:
-    """iso_time with the formatting of the whole second cached: records come in bursts within a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def iso(self, time_ms: int) -> str:
-        seconds, millis = divmod(time_ms, 1000)
-        if seconds != self._second:
-            self._second = seconds
-            self._prefix = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._prefix}.{millis:03d}Z"
-
-
 def iso_time(time_ms: int) -> str:
     seconds, millis = divmod(time_ms, 1000)
-    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{millis:03d}Z"
+    return f"{iso_second(seconds)}.{millis:03d}Z"
+
+
+def iso_second(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def to_json(value: Any) -> Any:
     """CBOR values as JSON: byte strings become {"hex": ...} (JSON has no bytes)."""
-    if type(value) is dict and all(type(item) in _JSON_SCALARS for item in value.values()):
-        return value  # the common case, a flat map of text and numbers: nothing to convert
+    if type(value) is dict:
+        # the common case, a flat map of text and numbers: nothing to convert (a loop, not all() over a
+        # generator, which costs twice as much once per record)
+        for item in value.values():
+            if type(item) not in _JSON_SCALARS:
+                break
+        else:
+            return value
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, dict):

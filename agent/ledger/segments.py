@@ -22,6 +22,11 @@ class SegmentScan:
         self.end = 0  # offset just after the last whole frame
 
     def frames(self) -> Iterator[codec.Frame]:
+        for offset, payload in self.payloads():
+            yield codec.Frame(offset, payload)
+
+    def payloads(self) -> Iterator[tuple[int, bytes]]:
+        """(offset, payload) of every whole frame: :meth:`frames` without an object per frame."""
         reader = codec.FrameReader(self.name)
         remaining = self._limit
         while remaining is None or remaining > 0:
@@ -31,16 +36,31 @@ class SegmentScan:
             if remaining is not None:
                 remaining -= len(chunk)
             reader.feed(chunk)
-            yield from reader.frames()
+            yield from reader.payloads()
         self.tail = reader.finish()
         self.end = reader.offset
 
+    def parts(self, checker: LinkChecker) -> Iterator[codec.RecordParts]:
+        """:meth:`records` as codec.decode_parts tuples, for a reader that needs no Record objects."""
+        name = self.name
+        decode, link = codec.decode_parts, checker.link
+        checker.start_segment(name)
+        for offset, payload in self.payloads():
+            parts = decode(payload, segment=name, offset=offset)
+            link(parts[0], parts[3], parts[6], parts[2], offset)
+            yield parts
+
     def records(self, checker: LinkChecker | None = None) -> Iterator[codec.Record]:
         """Decoded records, each added to ``checker`` (which raises on any break) before it is yielded."""
-        if checker is not None:
-            checker.start_segment(self.name)
-        for frame in self.frames():
-            record = codec.decode_record(frame.payload, segment=self.name, offset=frame.offset)
-            if checker is not None:
-                checker.add(record, frame.offset)
+        name = self.name
+        decode = codec.decode_record
+        if checker is None:
+            for offset, payload in self.payloads():
+                yield decode(payload, segment=name, offset=offset)
+            return
+        checker.start_segment(name)
+        add = checker.add
+        for offset, payload in self.payloads():
+            record = decode(payload, segment=name, offset=offset)
+            add(record, offset)
             yield record
