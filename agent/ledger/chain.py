@@ -1,8 +1,8 @@
 """Checking a sequence of records: order, hash chain, Merkle tree and signed checkpoints (pure).
 
-The same checker runs when a store opens, in ``verify``, while exporting, and in the offline export
-verifier, so
-that all four agree on what "verifies" means.
+The full checker runs when a store opens, in ``verify`` and in the offline export verifier, so that all
+three agree on what "verifies" means. While exporting, ``LinkChecker`` checks order and the hash chain of the
+records it copies (the Merkle tree and the checkpoint signatures were checked when the store opened).
 """
 
 from __future__ import annotations
