@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import serial
@@ -18,11 +17,8 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def name() -> Iterator[str]:
-    sim.register()
-    modem_name = f"simser{next(_names)}"
-    yield modem_name
-    sim.forget(modem_name)
+def name(sim_name: str) -> str:
+    return sim_name  # registered and forgotten by conftest's fixture
 
 
 def url(name: str, port: str = "at", **extra: object) -> str:
