@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -12,8 +11,6 @@ import serial
 from agent import sim
 from agent.sim.modem import BOOT_S
 from hil_tests.conftest import read_until
-
-_names = itertools.count()
 
 
 @pytest.fixture
