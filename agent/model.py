@@ -7,6 +7,7 @@ Times are timezone-aware UTC datetimes; ``None`` marks "not known" (no fix yet, 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -27,13 +28,9 @@ class SystemClock:
     """The real clock; the only place in the package that reads ``time`` for the cores."""
 
     def monotonic(self) -> float:
-        import time
-
         return time.monotonic()
 
     def wall(self) -> float:
-        import time
-
         return time.time()
 
 

@@ -176,6 +176,36 @@ def test_compact_tree_matches_the_rfc_definition_and_proofs_verify(size: int) ->
         assert not merkle.verify_inclusion(merkle.leaf_hash(b"other"), index, size, proof, root)
 
 
+# each step: add a leaf by its data (True) or by its hash (False), then maybe read the root
+tree_steps = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=700)
+
+
+@given(steps=tree_steps)
+def test_leaves_added_by_data_hash_in_batches_to_the_same_tree(steps: list[tuple[bool, bool]]) -> None:
+    tree = merkle.CompactTree()
+    leaves: list[bytes] = []
+    for index, (by_data, read_root) in enumerate(steps):
+        data = index.to_bytes(2, "big")
+        leaves.append(merkle.leaf_hash(data))
+        if by_data:
+            tree.append_leaf(data)
+        else:
+            tree.append_leaf_hash(leaves[-1])
+        assert tree.size == len(leaves)
+        if read_root:
+            assert tree.root() == merkle.root_of(leaves)
+    assert tree.root() == merkle.root_of(leaves)
+
+
+@pytest.mark.parametrize("size", [merkle.CompactTree.BATCH - 1, merkle.CompactTree.BATCH,
+                                  merkle.CompactTree.BATCH + 1, 3 * merkle.CompactTree.BATCH + 5])
+def test_full_batches_of_leaf_data_give_the_rfc_root(size: int) -> None:
+    tree = merkle.CompactTree()
+    for index in range(size):
+        tree.append_leaf(index.to_bytes(2, "big"))
+    assert tree.root() == merkle.root_of([merkle.leaf_hash(index.to_bytes(2, "big")) for index in range(size)])
+
+
 def test_rfc_split_is_largest_power_of_two_not_half() -> None:
     leaves = [merkle.leaf_hash(bytes([index])) for index in range(3)]
     expected = merkle.node_hash(merkle.node_hash(leaves[0], leaves[1]), leaves[2])

@@ -127,7 +127,7 @@ class ChainChecker(LinkChecker):
         if record.type == "checkpoint":
             self._check_checkpoint(record, offset)
         super().add(record, offset)
-        self.tree.append_leaf_hash(merkle.leaf_hash(record.payload))
+        self.tree.append_leaf(record.payload)
 
     def _check_checkpoint(self, record: codec.Record, offset: int) -> None:
         try:

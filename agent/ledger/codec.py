@@ -56,6 +56,7 @@ KNOWN_TYPES = frozenset({"fix_access", "upload", "consent", "switch", "incident"
                          "checkpoint", "recovery"})
 MAX_TYPE_LENGTH = 32
 _SCALARS = frozenset({str, int, bytes, bool, type(None)})
+_TEXT = frozenset({str})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,8 @@ def check_value(value: Any, where: str = "fields") -> None:
     Floats are refused because their shortest encoding is lossy-looking and depends on the value; coordinates
     are E7 integers and times integer milliseconds. The message names the place, never the value.
     """
-    if type(value) is dict and all(type(k) is str and type(item) in _SCALARS for k, item in value.items()):
+    if type(value) is dict and _TEXT.issuperset(map(type, value)) and \
+            _SCALARS.issuperset(map(type, value.values())):
         return  # the common case: a flat map of scalars
     if value is None or isinstance(value, bool | int | str | bytes):
         return
@@ -127,12 +129,27 @@ def dumps(value: Any) -> bytes:
 
 def _ordered(value: Any) -> Any:
     if type(value) is dict:
-        if len(value) > 1:
-            return {key: _ordered(value[key]) for key in sorted(value, key=_canonical_key)}
-        return {key: _ordered(item) for key, item in value.items()}
+        keys = tuple(value)
+        order = _KEY_ORDERS.get(keys) or _canonical_order(keys)
+        if _SCALARS.issuperset(map(type, value.values())):
+            return value if order == keys else {key: value[key] for key in order}
+        return {key: _ordered(value[key]) for key in order}
     if type(value) is list or type(value) is tuple:
         return [_ordered(item) for item in value]
     return value
+
+
+# A program records the same few shapes of map over and over; sorting their keys once per shape instead of
+# once per record is most of what makes a durable append cheap. Bounded, so that odd callers cannot grow it.
+_KEY_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_KEY_ORDERS_MAX = 4096
+
+
+def _canonical_order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    order = tuple(sorted(keys, key=_canonical_key))
+    if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
+        _KEY_ORDERS[keys] = order
+    return order
 
 
 def _canonical_key(key: str) -> tuple[int, bytes]:
@@ -148,11 +165,13 @@ def loads(data: bytes) -> Any:
 def encode_record(*, seq: int, time_ms: int, record_type: str, prev_hash: bytes, fields: Mapping[str, Any],
                   sealed: Sealed | None) -> bytes:
     # Built in canonical key order already (f p t v seq prev type), so only the fields need ordering.
-    body: dict[str, Any] = {"f": _ordered(dict(fields))}
-    if sealed is not None:
-        body["p"] = {"c": sealed.ciphertext, "k": sealed.key_id, "n": sealed.nonce}
-    body.update(t=time_ms, v=SCHEMA_VERSION, seq=seq, prev=prev_hash, type=record_type)
-    return cbor2.dumps(body)
+    ordered = _ordered(fields if type(fields) is dict else dict(fields))
+    if sealed is None:
+        return cbor2.dumps({"f": ordered, "t": time_ms, "v": SCHEMA_VERSION, "seq": seq, "prev": prev_hash,
+                            "type": record_type})
+    personal = {"c": sealed.ciphertext, "k": sealed.key_id, "n": sealed.nonce}
+    return cbor2.dumps({"f": ordered, "p": personal, "t": time_ms, "v": SCHEMA_VERSION, "seq": seq,
+                        "prev": prev_hash, "type": record_type})
 
 
 def record_hash(payload: bytes) -> bytes:
@@ -170,11 +189,17 @@ def decode_record(payload: bytes, *, segment: str, offset: int) -> Record:
         _set_key_id(sealed, sealed_parts[0])
         _set_nonce(sealed, sealed_parts[1])
         _set_ciphertext(sealed, sealed_parts[2])
+    return make_record(seq, time_ms, record_type, prev, fields, sealed, payload, digest)
+
+
+def make_record(seq: int, time_ms: int, record_type: str, prev_hash: bytes, fields: Mapping[str, Any],
+                sealed: Sealed | None, payload: bytes, digest: bytes) -> Record:
+    """``Record(...)`` for values already known to be right (decoded, or just encoded), at half the cost."""
     record: Record = _new_object(Record)
     _set_seq(record, seq)
     _set_time_ms(record, time_ms)
     _set_type(record, record_type)
-    _set_prev_hash(record, prev)
+    _set_prev_hash(record, prev_hash)
     _set_fields(record, fields)
     _set_sealed(record, sealed)
     _set_payload(record, payload)
@@ -239,10 +264,24 @@ _set_key_id, _set_nonce, _set_ciphertext = (getattr(Sealed, name).__set__
 
 # -- frames -------------------------------------------------------------------------------------------------
 def encode_frame(payload: bytes) -> bytes:
-    if len(payload) > MAX_PAYLOAD:
+    size = len(payload)
+    header = _FRAME_HEADERS.get(size) or _frame_header(size)
+    return b"".join((header, payload, CRC.pack(zlib.crc32(payload))))
+
+
+# The header and its CRC depend only on the payload's length, and records are mostly of a few lengths.
+_FRAME_HEADERS: dict[int, bytes] = {}
+_FRAME_HEADERS_CACHED_BELOW = 4096
+
+
+def _frame_header(size: int) -> bytes:
+    if size > MAX_PAYLOAD:
         raise UsageError("record is larger than 1 MiB")
-    header = HEADER.pack(MAGIC, FRAME_VERSION, KIND_RECORD, len(payload))
-    return b"".join((header, CRC.pack(zlib.crc32(header)), payload, CRC.pack(zlib.crc32(payload))))
+    header = HEADER.pack(MAGIC, FRAME_VERSION, KIND_RECORD, size)
+    header += CRC.pack(zlib.crc32(header))
+    if size < _FRAME_HEADERS_CACHED_BELOW:
+        _FRAME_HEADERS[size] = header
+    return header
 
 
 @dataclass(frozen=True, slots=True)

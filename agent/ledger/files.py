@@ -75,11 +75,13 @@ def read_small(path: Path) -> bytes | None:
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview, path: Path) -> None:
-    view = memoryview(data)
     try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        written = os.write(fd, data)  # whole, almost always: a regular file writes short only when full
+        if written < len(data):
+            view = memoryview(data)[written:]
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
     except OSError as exc:
         raise store_error("write", path, exc) from exc
 

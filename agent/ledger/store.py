@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
-from agent.ledger import codec, crypto, files, merkle
+from agent.ledger import codec, crypto, files
 from agent.ledger.chain import ChainChecker, Checkpoint, checkpoint_message, first_seq_of, segment_name
 from agent.ledger.keystore import KeyInfo, KeyStore
 from agent.ledger.segments import SegmentScan
@@ -130,13 +130,18 @@ class Snapshot:
     time_ms: int
 
 
+# make_record's arguments: appends keep these, and the few records asked for are built from them
+_RecordArgs = tuple[int, int, str, bytes, Mapping[str, Any], codec.Sealed | None, bytes, bytes]
+
+
 @dataclass
 class _State:
     """What the open scan learnt and appends keep up to date."""
 
     checker: ChainChecker
     segments: list[list[Any]] = field(default_factory=list)  # [name, size]
-    last_by_type: dict[str, codec.Record] = field(default_factory=dict)
+    # the newest record of each type, or what makes it (see Ledger.last_record_of_type)
+    last_by_type: dict[str, codec.Record | _RecordArgs] = field(default_factory=dict)
     records_per_key: Counter[str] = field(default_factory=Counter)
     last_checkpoint_count: int = 0
 
@@ -295,7 +300,8 @@ class Ledger:
         if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
             raise UsageError("epoch must be a non-negative integer")
         with self._lock:
-            self._require_writable()
+            if self._failed is not None or self._closed or self._read_only:
+                self._require_writable()
             ref = self._append_locked(record_type, fields, personal, epoch)
             if self._live_key_changed():
                 self._apply_retention()
@@ -328,13 +334,13 @@ class Ledger:
         digest = codec.record_hash(payload)
         self._pending += frame
         state.segments[-1][1] += len(frame)
-        state.last_by_type[record_type] = codec.Record(seq, time_ms, record_type, checker.head, fields,
-                                                       sealed, payload, digest)
+        state.last_by_type[record_type] = (seq, time_ms, record_type, checker.head, fields, sealed, payload,
+                                           digest)
         if sealed is not None:
             state.records_per_key[sealed.key_id] += 1
         checker.count += 1
         checker.head = digest
-        checker.tree.append_leaf_hash(merkle.leaf_hash(payload))
+        checker.tree.append_leaf(payload)
         checker.counts[record_type] = checker.counts.get(record_type, 0) + 1
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
@@ -370,14 +376,15 @@ class Ledger:
         self._pending.clear()
 
     def _sync_locked(self) -> None:
-        self._write_pending()
-        if self._dirty_since is None:
-            return
         try:
-            files.sync_data(self._fd, self._fd_path)
+            if self._pending:
+                files.write_all(self._fd, self._pending, self._fd_path)
+                self._pending.clear()
+            if self._dirty_since is not None:
+                files.sync_data(self._fd, self._fd_path)
+                self._dirty_since = None
         except StoreError as exc:
             raise self._fail(exc) from exc
-        self._dirty_since = None
 
     def _group_commit(self) -> None:
         """Sync now when the oldest unsynced record is due; otherwise make sure the flusher will."""
@@ -533,7 +540,10 @@ class Ledger:
 
     def last_record_of_type(self, record_type: str) -> codec.Record | None:
         with self._lock:
-            return self._state.last_by_type.get(record_type)
+            last = self._state.last_by_type.get(record_type)
+            if isinstance(last, tuple):
+                last = self._state.last_by_type[record_type] = codec.make_record(*last)
+            return last
 
     def open_personal(self, record: codec.Record) -> dict[str, Any] | None:
         """The decrypted personal fields of ``record``; None when it has none or its key was destroyed."""
