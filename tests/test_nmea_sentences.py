@@ -284,3 +284,25 @@ def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
     data = with_checksum("GNRMC,121614.00,A,5327.04173,N,00214.41443,W,X.138,,200122,,,A,V") + "\r\n"
     assert decoder.feed(data.encode()) + decoder.feed_eof() == []
     assert decoder.assembler.undecodable == 1
+
+
+@given(hour=st.integers(0, 25), minute=st.integers(0, 61), second=st.integers(0, 61),
+       fraction=st.one_of(st.just(""), st.just("."), st.from_regex(r"\.[0-9]{1,7}", fullmatch=True)))
+def test_gga_time_of_day_is_read_exactly(hour: int, minute: int, second: int, fraction: str) -> None:
+    text = f"{hour:02d}{minute:02d}{second:02d}{fraction}"
+    micro = round(float("0" + fraction) * 1_000_000) if fraction.strip(".") else 0
+    expected: dt.time | None
+    try:
+        carry, micro = divmod(micro, 1_000_000)
+        expected = dt.time(hour, minute, second + carry, micro)
+    except ValueError:  # hour 24+, minute or second 60+: not a time of day
+        expected = None
+    gga = with_checksum(f"GPGGA,{text},3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,")
+    reader = NmeaReader()
+    reader.feed(gga.encode() + b"\r\n")
+    (sentence,) = reader.take_all()
+    if expected is None:
+        with pytest.raises(NmeaError, match="field 1"):
+            decode(sentence)
+    else:
+        assert decode(sentence).time == expected

@@ -26,7 +26,7 @@ whose date fields changed), so an unreadable one is counted only then.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from agent.errors import NmeaError
 from agent.model import Fix
@@ -37,18 +37,17 @@ POSITION_KINDS = frozenset({"GGA", "RMC", "GNS"})
 FIX_INPUTS = POSITION_KINDS | {"VTG", "ZDA"}  # what FixAssembler.push reads; it ignores every other sentence
 _HALF_DAY_S = 43_200.0
 _ONE_DAY = dt.timedelta(days=1)
+_new = tuple.__new__
 
 
 def _seconds_of_day(time: dt.time) -> float:
     return time.hour * 3600 + time.minute * 60 + time.second + time.microsecond / 1e6
 
 
-@dataclass(slots=True)
 class _Epoch:
-    """What the sentences of one epoch said so far."""
+    """What the sentences of one epoch said so far. A plain class whose defaults live on the class: a receiver
+    starts an epoch every second or faster, and this makes starting one two attribute stores."""
 
-    time: dt.time | None = None
-    kinds: list[str] = field(default_factory=list)  # position sentence types seen, in order
     emitted: bool = False
     source: str = ""
     talker: str = ""
@@ -62,6 +61,10 @@ class _Epoch:
     speed_kmh: float | None = None
     course_deg: float | None = None
     vtg: Sentence | None = None  # decoded only if the fix needs its speed or course
+
+    def __init__(self, time: dt.time | None = None) -> None:
+        self.time = time
+        self.kinds: list[str] = []  # position sentence types seen, in order
 
 
 class FixAssembler:
@@ -78,20 +81,25 @@ class FixAssembler:
 
     def push(self, sentence: Sentence) -> list[Fix]:
         """Take one sentence; return the fixes it completes (usually none or one)."""
-        kind = sentence.kind
-        if sentence.proprietary or kind not in FIX_INPUTS:
-            return []
-        try:
-            if kind == "VTG":
-                self._epoch.vtg = sentence  # VTG has no time of its own: it belongs to the epoch in progress
-                return []
-            if kind == "ZDA":
-                self._from_zda(sentence)
-                return []
-            return self._from_position(sentence)
-        except NmeaError:
-            self.undecodable += 1
-            return []
+        return self.push_all((sentence,))
+
+    def push_all(self, sentences: Iterable[Sentence]) -> list[Fix]:
+        """:meth:`push` each of ``sentences`` in turn; return all the fixes they complete, in order."""
+        fixes: list[Fix] = []
+        for sentence in sentences:
+            kind = sentence.kind
+            if sentence.proprietary or kind not in FIX_INPUTS:
+                continue
+            try:
+                if kind == "VTG":
+                    self._epoch.vtg = sentence  # VTG has no time of its own: it belongs to the epoch in progress
+                elif kind == "ZDA":
+                    self._from_zda(sentence)
+                else:
+                    self._from_position(sentence, fixes)
+            except NmeaError:
+                self.undecodable += 1
+        return fixes
 
     def flush(self) -> list[Fix]:
         """The epoch in progress, if not emitted yet (call at the end of input)."""
@@ -102,7 +110,7 @@ class FixAssembler:
 
     # -- per sentence type ---------------------------------------------------------------------------------
 
-    def _from_position(self, sentence: Sentence) -> list[Fix]:
+    def _from_position(self, sentence: Sentence, fixes: list[Fix]) -> None:
         kind = sentence.kind
         if kind == "GGA":
             gga = decode_gga(sentence)
@@ -115,10 +123,9 @@ class FixAssembler:
         else:
             gns = decode_gns(sentence)
             time, valid = gns.time, bool(gns.mode.strip("N")) and gns.lat is not None and gns.lon is not None
-        fixes = []
         epoch = self._epoch
         if time != epoch.time or kind in epoch.kinds:
-            fixes += self._close_epoch(time)
+            self._close_epoch(time, fixes)
             epoch = self._epoch
         epoch.kinds.append(kind)
         if not epoch.source:
@@ -143,15 +150,15 @@ class FixAssembler:
         if kind == self._ender and not epoch.emitted:
             epoch.emitted = True
             fixes.append(self._fix(epoch))
-        return fixes
 
-    def _close_epoch(self, time: dt.time | None) -> list[Fix]:
-        """Start a new epoch at ``time``; return the old one's fix if it was not emitted yet."""
-        old, self._epoch = self._epoch, _Epoch(time=time)
+    def _close_epoch(self, time: dt.time | None, fixes: list[Fix]) -> None:
+        """Start a new epoch at ``time``; add the old one's fix to ``fixes`` if it was not emitted yet."""
+        old, self._epoch = self._epoch, _Epoch(time)
         if not old.kinds:
-            return []
+            return
         self._ender = old.kinds[-1]
-        return [] if old.emitted else [self._fix(old)]
+        if not old.emitted:
+            fixes.append(self._fix(old))
 
     def _from_zda(self, sentence: Sentence) -> None:
         # Receivers repeat ZDA every epoch with the same date, and the date follows the time of day by itself
@@ -212,10 +219,9 @@ class FixAssembler:
             return Fix(epoch.source, False, timestamp, fix_quality=epoch.quality, talker=epoch.talker)
         if epoch.vtg is not None and (epoch.speed_kmh is None or epoch.course_deg is None):
             self._apply_vtg(epoch)
-        return Fix(
-            epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
-            epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker,
-        )
+        # Fix(...) runs a Python-level __new__ taking every field by name; this is the same tuple, built directly
+        return _new(Fix, (epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
+                          epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker))
 
 
 class FixDecoder:
@@ -240,11 +246,4 @@ class FixDecoder:
         return self._drain() + self.assembler.flush()
 
     def _drain(self) -> list[Fix]:
-        push = self.assembler.push
-        fixes: list[Fix] = []
-        for sentence in self.reader.take_all():
-            if not sentence.proprietary:  # the reader returns only FIX_INPUTS types ($PRMC would be one too)
-                found = push(sentence)
-                if found:
-                    fixes += found
-        return fixes
+        return self.assembler.push_all(self.reader.take_all())

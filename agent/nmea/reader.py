@@ -27,7 +27,7 @@ import collections
 import itertools
 import operator
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Final, NamedTuple
 
@@ -121,7 +121,10 @@ class NmeaReader:
         if not data:
             return
         # CR and LF both end a sentence; working on the whole chunk at once keeps the per-sentence work small.
-        stream = bytes(data).replace(b"\r", b"\n")
+        # CR LF becomes one LF here so that the usual input has no blank lines (see _whole_sentences).
+        stream = bytes(data)
+        if b"\r" in stream:
+            stream = stream.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._overlong:
             lines = stream.split(b"\n")
             lines[0] = self._finish_overlong(lines[0], ended=len(lines) > 1)
@@ -194,7 +197,7 @@ class NmeaReader:
         """The frames of ``complete`` (terminated lines) when every line is exactly one sentence of printable
         ASCII within the bound, as ``(frames joined by LF, frames as text)``; None for any other input, which
         then takes the line-by-line path. Counting ``$`` and line breaks decides it without a Python loop."""
-        lines = complete.replace(b"\n\n", b"\n").strip(b"\n")  # CR LF became two breaks; blank lines stay
+        lines = complete.strip(b"\n")  # a blank line inside makes the count of "\n$" fall short
         if not lines:
             return b"", []
         breaks = lines.count(b"\n")
@@ -248,43 +251,50 @@ class NmeaReader:
 
         Why: a serial read holds dozens of sentences and in practice all of them are intact, so this makes
         the reader's per-sentence cost a few C-level steps. The checks are the same as in ``_check_batch``
-        (tests compare the two): a frame whose third-last character is ``*``, with as many ``*`` in the
-        batch as frames, has exactly one, in the right place; checksums come from ``suffix_xors`` of the
-        batch, compared for all frames at once (see ``_FRAME_XOR``).
+        (tests compare the two): every frame ends in ``*`` and two hex digits (the keys of ``_FRAME_XOR``) and
+        the batch holds as many ``*`` as frames, so each frame has exactly one, in the right place; checksums
+        come from ``suffix_xors`` of the batch, compared for all frames at once (see ``_FRAME_XOR``).
         """
         count = len(texts)
         if not count or joined.count(b"*") != count:
             return False
-        try:
-            stars = "".join(map(_THIRD_LAST, texts))
-        except IndexError:  # a frame shorter than three characters
-            return False
-        if stars != "*" * count:
-            return False
+        expected = list(map(_FRAME_XOR.get, map(_LAST_THREE, texts)))  # None where a frame has no "*HH" end
         # Frame k spans [begins[k], begins[k + 1] - 1) in ``joined + LF``: the XOR of the suffixes at the two
         # begins is the frame's XOR with the LF after it.
         tails = suffix_xors(joined + b"\n")
         begins = map(operator.add, itertools.accumulate(map(len, texts), initial=0), itertools.count())
         suffixes = _ITEMS(*begins)(tails)
-        if list(map(operator.xor, suffixes, suffixes[1:])) != list(map(_FRAME_XOR.get, map(_LAST_TWO, texts))):
+        if list(map(operator.xor, suffixes, suffixes[1:])) != expected:
             return False
-        addresses = _addresses(texts)
-        self._count_addresses(collections.Counter(addresses))
-        wanted = self._wanted_addresses(addresses)
+        # Each frame's key: usually its first six characters, a five-character address and a comma, checked
+        # on the few distinct keys; otherwise the address itself, found frame by frame.
+        keys = list(map(_FIRST_SIX, texts))
+        counts = collections.Counter(keys)
+        if all(key.find(",") == 5 for key in counts):
+            wanted = self._count_addresses(counts, _ALL_BUT_LAST)
+        else:
+            keys = [text[:-3].partition(",")[0] for text in texts]
+            wanted = self._count_addresses(collections.Counter(keys), str)
         if wanted:
             append = self._events.append
             new = tuple.__new__
-            chosen = list(map(wanted.__contains__, addresses))  # the loop below sees only the wanted ones
-            pairs = zip(itertools.compress(addresses, chosen), itertools.compress(texts, chosen), strict=True)
-            for address, text in pairs:
-                talker, kind, category = wanted[address]
+            chosen = list(map(wanted.__contains__, keys))  # the loop below sees only the wanted ones
+            pairs = zip(itertools.compress(keys, chosen), itertools.compress(texts, chosen), strict=True)
+            for key, text in pairs:
+                talker, kind, category = wanted[key]
                 append(new(Sentence, (talker, kind, text[:-3], category is _PROPRIETARY)))
         return True
 
-    def _count_addresses(self, counts: collections.Counter[str]) -> None:
+    def _count_addresses(self, counts: collections.Counter[str],
+                         address_of: Callable[[str], str]) -> dict[str, tuple[str, str, str]]:
+        """Count the sentences of each key (``address_of(key)`` is the address); return the keys whose
+        sentences are returned, with their classification."""
         counters = self.counters
-        for address, count in counts.items():
-            category = _known_address(address)[2]
+        kinds = self.kinds
+        wanted = {}
+        for key, count in counts.items():
+            known = _known_address(address_of(key))
+            category = known[2]
             if category is _MALFORMED:
                 counters.malformed += count
                 continue
@@ -293,16 +303,9 @@ class NmeaReader:
                 counters.proprietary += count
             elif category is _UNKNOWN:
                 counters.unknown += count
-
-    def _wanted_addresses(self, addresses: list[str]) -> dict[str, tuple[str, str, str]]:
-        """The addresses among ``addresses`` whose sentences are returned, with their classification."""
-        wanted = self.kinds
-        found = {}
-        for address in set(addresses):
-            known = _known_address(address)
-            if known[2] is not _MALFORMED and (wanted is None or known[1] in wanted):
-                found[address] = known
-        return found
+            if kinds is None or known[1] in kinds:
+                wanted[key] = known
+        return wanted
 
     def _check_batch(self, joined: bytes, texts: list[str]) -> None:
         """Check the frames ``texts``, joined by LF in ``joined``; queue the good ones in order."""
@@ -375,12 +378,11 @@ _HEX_TEXT_PAIRS: Final = {pair.decode(): value for pair, value in _HEX_PAIRS.ite
 # The XOR of a frame ``<body>*HH`` and the LF after it is the body's checksum XOR ``*``, the two digits and
 # LF; so a frame is intact exactly when that XOR equals this value for its two digits (either case).
 _FRAME_XOR: Final = {
-    pair.decode(): value ^ _STAR ^ pair[0] ^ pair[1] ^ 0x0A for pair, value in _HEX_PAIRS.items()
+    "*" + pair.decode(): value ^ _STAR ^ pair[0] ^ pair[1] ^ 0x0A for pair, value in _HEX_PAIRS.items()
 }
-_THIRD_LAST: Final = operator.itemgetter(-3)
-_LAST_TWO: Final = operator.itemgetter(slice(-2, None))
-_SIXTH: Final = operator.itemgetter(5)
-_FIRST_FIVE: Final = operator.itemgetter(slice(5))
+_LAST_THREE: Final = operator.itemgetter(slice(-3, None))
+_FIRST_SIX: Final = operator.itemgetter(slice(6))
+_ALL_BUT_LAST: Final = operator.itemgetter(slice(-1))
 _ITEMS: Final = operator.itemgetter
 
 
@@ -390,18 +392,6 @@ def _printable_text(frame: bytes) -> str:
     if frame.translate(None, _PRINTABLE_ASCII):
         return "*" * len(frame)
     return frame.decode("ascii")
-
-
-def _addresses(texts: list[str]) -> list[str]:
-    """The address of each intact frame: the text before the first comma (or before ``*HH``)."""
-    try:
-        if "".join(map(_SIXTH, texts)) == "," * len(texts):  # usual: every address has five characters
-            addresses = list(map(_FIRST_FIVE, texts))
-            if "," not in "".join(addresses):  # (or one of them is shorter)
-                return addresses
-    except IndexError:  # a frame shorter than six characters
-        pass
-    return [text[:-3].partition(",")[0] for text in texts]
 
 
 def _known_address(address: str) -> tuple[str, str, str]:

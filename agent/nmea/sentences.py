@@ -259,11 +259,16 @@ def _dmy_date(fields: Fields, number: int) -> dt.date | None:
 # parses saves a good part of their decoding. Pure functions of the text, so caching cannot change a result.
 
 
+_NO_FRACTION = frozenset({"", "."})
+
+
 @functools.lru_cache(maxsize=8)
 def _parse_time(text: str) -> dt.time | None:
     if len(text) < 6 or not text[:6].isdigit() or not text.isascii():
         return None
     try:
+        if text[6:].rstrip("0") in _NO_FRACTION:  # whole seconds, as most receivers send them
+            return dt.time(int(text[0:2]), int(text[2:4]), int(text[4:6]))
         whole, micro = divmod(round(float(text[4:]) * 1_000_000), 1_000_000)
         return dt.time(int(text[0:2]), int(text[2:4]), whole, micro)
     except (ValueError, OverflowError):  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
