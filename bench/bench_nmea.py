@@ -73,7 +73,7 @@ def _best_seconds(functions: tuple[Callable[[bytes], int], ...], payload: bytes,
 def run(quick: bool) -> dict[str, dict[str, object]]:
     payload = _payload(1_000_000 if quick else 3_000_000)
     sentences = payload.count(b"$")
-    ours_seconds, theirs_seconds = _best_seconds((_ours, _pynmea2), payload, rounds=5 if quick else 7)
+    ours_seconds, theirs_seconds = _best_seconds((_ours, _pynmea2), payload, rounds=9 if quick else 11)
     ours, theirs = sentences / ours_seconds, sentences / theirs_seconds
     ratio = ours / theirs
     return {

@@ -233,6 +233,19 @@ def _coordinate(text: str, hemisphere: str, number: int, hemispheres: str, limit
     return value
 
 
+def _time_and_position(fields: Fields, number: int) -> tuple[dt.time | None, float | None, float | None] | None:
+    """Field 1's time and the position from field ``number`` on, in one call for the usual sentence; None
+    when either is not readable (the field-by-field readers then say which field is at fault)."""
+    text = fields[1]
+    time = _parse_time(text) if text else None
+    if time is None and text:
+        return None
+    try:
+        return (time, *_parse_position(*fields[number : number + 4]))
+    except _FieldError:
+        return None
+
+
 def _time(fields: Fields, number: int) -> dt.time | None:
     """``hhmmss`` with optional fraction."""
     text = fields[number]
@@ -305,8 +318,9 @@ def _gga(talker: str, f: Fields) -> Gga:
             pass
         else:
             if math.isfinite(hdop + altitude + geoid):  # finite sum: each is finite
-                fields = (talker, _time(f, 1), *_position(f, 2), int(quality), int(satellites), hdop, altitude, geoid)
-                return _new(Gga, fields)
+                found = _time_and_position(f, 2)
+                if found is not None:
+                    return _new(Gga, (talker, *found, int(quality), int(satellites), hdop, altitude, geoid))
     return Gga(talker, _time(f, 1), *_position(f, 2), _int(f, 6), _int(f, 7), _float(f, 8), _float(f, 9), _float(f, 11))
 
 
@@ -325,7 +339,9 @@ def _rmc(talker: str, f: Fields) -> Rmc:
         plain = False
     if not plain:
         speed, course = _float(f, 7), _float(f, 8)
-    return _new(Rmc, (talker, _time(f, 1), f[2], *_position(f, 3), speed, course, _dmy_date(f, 9), f[12] or None))
+    found = _time_and_position(f, 3)
+    time, lat, lon = (_time(f, 1), *_position(f, 3)) if found is None else found
+    return _new(Rmc, (talker, time, f[2], lat, lon, speed, course, _dmy_date(f, 9), f[12] or None))
 
 
 def decode_gns(sentence: Sentence) -> Gns:
