@@ -154,7 +154,7 @@ def bench_export(directory: Path, count: int) -> dict[str, dict[str, Any]]:
 def run(quick: bool) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-ledger-", dir=os.environ.get("BENCH_DIR")) as name:
         directory = Path(name)
-        results = {"ledger_durable_append": bench_durable(directory, rounds=12 if quick else 25)}
+        results = {"ledger_durable_append": bench_durable(directory, rounds=20 if quick else 40)}
         group, frame_size = bench_group(directory, 20_000 if quick else 200_000)
         group["unit"] = f"records/s ({frame_size}-byte records)"
         results["ledger_group_commit_append"] = group

@@ -303,10 +303,17 @@ class Ledger:
             if self._failed is not None or self._closed or self._read_only:
                 self._require_writable()
             ref = self._append_locked(record_type, fields, personal, epoch)
-            if self._live_key_changed():
+            # Written out rather than in helpers: every call between two fsyncs of durable appends shows in
+            # their rate (the caches are cold after each fsync).
+            if self._keys.generation != self._key_generation:  # a new epoch's key, or an erasure
+                self._key_generation = self._keys.generation
                 self._apply_retention()
-            self._maybe_checkpoint()
-            if record_type in self._config.durable_types or self._config.group_commit_ms == 0:
+            state, config = self._state, self._config
+            since = state.checker.count - state.last_checkpoint_count  # at least this record
+            if since >= config.checkpoint_every or \
+                    time.monotonic() - self._last_checkpoint_mono >= config.checkpoint_interval_s:
+                self.checkpoint()
+            if record_type in config.durable_types or config.group_commit_ms == 0:
                 self._sync_locked()
             else:
                 self._group_commit()
@@ -323,15 +330,14 @@ class Ledger:
         if state.segments[-1][1] >= self._config.segment_bytes:
             self._rotate()  # before the record is built: rotation itself appends a checkpoint
         checker = state.checker
-        time_ms = self._now_ms()
+        time_ms = max(0, int(self._clock.wall() * 1000))  # as _now_ms, one call less
         seq = checker.count
         sealed = None
         if personal is not None:
             sealed = self._seal(seq, record_type, personal, epoch, time_ms)
         payload = codec.encode_record(seq=seq, time_ms=time_ms, record_type=record_type,
                                       prev_hash=checker.head, fields=fields, sealed=sealed)
-        frame = codec.encode_frame(payload)
-        digest = codec.record_hash(payload)
+        frame, digest = codec.frame_and_hash(payload)
         self._pending += frame
         state.segments[-1][1] += len(frame)
         state.last_by_type[record_type] = (seq, time_ms, record_type, checker.head, fields, sealed, payload,
@@ -446,12 +452,6 @@ class Ledger:
             raise StoreError("the ledger is open read-only")
 
     # -- checkpoints --------------------------------------------------------------------------------------
-    def _maybe_checkpoint(self) -> None:
-        since = self._state.checker.count - self._state.last_checkpoint_count
-        overdue = time.monotonic() - self._last_checkpoint_mono >= self._config.checkpoint_interval_s
-        if since >= self._config.checkpoint_every or (since > 0 and overdue):
-            self.checkpoint()
-
     def checkpoint(self) -> Checkpoint:
         """Sign (count, head, Merkle root, time) now, append it durably, keep a copy in its own file."""
         with self._lock:
