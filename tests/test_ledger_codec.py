@@ -157,6 +157,15 @@ def test_a_valid_crc_over_a_non_record_is_corruption() -> None:
         codec.decode_record(b"\xff\xff", segment="s", offset=7)
 
 
+@pytest.mark.parametrize("time_ms", [-1, codec.MAX_TIME_MS + 1, 2**63])
+def test_a_record_time_no_calendar_can_show_is_corruption(time_ms: int) -> None:
+    body = {"f": {}, "t": time_ms, "v": 1, "seq": 0, "prev": codec.GENESIS, "type": "switch"}
+    with pytest.raises(LogCorrupt, match="schema"):
+        codec.decode_record(cbor2.dumps(body), segment="s", offset=7)
+    body["t"] = codec.MAX_TIME_MS
+    assert codec.decode_record(cbor2.dumps(body), segment="s", offset=7).time_ms == codec.MAX_TIME_MS
+
+
 # -- Merkle -------------------------------------------------------------------------------------------------
 def test_empty_tree_root_is_the_hash_of_nothing() -> None:
     assert merkle.CompactTree().root() == hashlib.sha256(b"").digest()

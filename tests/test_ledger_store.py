@@ -16,7 +16,7 @@ from pytest_mock import MockerFixture
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig
-from tests.ledger_support import CONFIG, copy_state, fill, frame_offsets, ledger_dir, segment_paths
+from tests.ledger_support import CONFIG, FakeClock, copy_state, fill, frame_offsets, ledger_dir, segment_paths
 
 SMALL_SEGMENTS = LedgerConfig(flush_thread=False, checkpoint_every=5, segment_bytes=4096)
 
@@ -288,6 +288,22 @@ def test_bad_appends_are_usage_errors_and_change_nothing(tmp_path: Path) -> None
                 ledger.append(record_type, fields, personal=personal, epoch=epoch)
             assert "31.25" not in str(caught.value)
         assert ledger.head()[0] == 0
+
+
+def test_a_clock_past_year_9999_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Ledger.open(tmp_path, CONFIG, clock) as ledger:
+        ledger.append("switch", {"desired": "off", "generation": 1, "by_uid": 0})
+        size = segment_paths(tmp_path)[-1].stat().st_size
+        clock.now = 253_402_300_800.0  # 10000-01-01T00:00:00Z
+        with pytest.raises(StoreError, match="clock"):
+            ledger.append("switch", {"desired": "on", "generation": 2, "by_uid": 0})
+        assert ledger.head()[0] == 1
+        assert segment_paths(tmp_path)[-1].stat().st_size == size
+        clock.now = 1_700_000_001.0
+        ledger.append("switch", {"desired": "on", "generation": 2, "by_uid": 0})
+    with Ledger.open(tmp_path, CONFIG) as reopened:
+        assert [record.fields["desired"] for record in reopened.records()] == ["off", "on"]
 
 
 @pytest.mark.parametrize("changes", [{"group_commit_ms": 1001}, {"checkpoint_every": 0},

@@ -47,6 +47,9 @@ _HEADER_AND_CRC = struct.Struct("<6sII")  # the header read as (magic + version 
 TRAILER_SIZE = CRC.size
 MAX_PAYLOAD = 1 << 20  # 1 MiB: a record is small; anything larger is damage, not data
 GENESIS = bytes(32)
+# The last millisecond of year 9999: what a record's time can be shown as (datetime's range). A later time is
+# damage or forgery, refused when read, and a clock that far ahead is refused when writing.
+MAX_TIME_MS = 253_402_300_799_999
 _PREFIX = HEADER.pack(MAGIC, FRAME_VERSION, KIND_RECORD, 0)[:6]
 HASH_SIZE = 32
 
@@ -243,7 +246,7 @@ def decode_parts(payload: bytes, *, segment: str, offset: int) -> RecordParts:
         seq, time_ms, record_type, prev = body["seq"], body["t"], body["type"], body["prev"]
         fields = body.get("f", {})
         # exact type checks (bool is not an int here)
-        if not (type(seq) is int and type(time_ms) is int and seq >= 0 and time_ms >= 0
+        if not (type(seq) is int and type(time_ms) is int and seq >= 0 and 0 <= time_ms <= MAX_TIME_MS
                 and type(record_type) is str and type(prev) is bytes and len(prev) == HASH_SIZE
                 and type(fields) is dict):
             raise ValueError("record fields have the wrong types")

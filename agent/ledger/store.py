@@ -331,6 +331,8 @@ class Ledger:
             self._rotate()  # before the record is built: rotation itself appends a checkpoint
         checker = state.checker
         time_ms = max(0, int(self._clock.wall() * 1000))  # as _now_ms, one call less
+        if time_ms > codec.MAX_TIME_MS:
+            raise StoreError("the system clock is past the year 9999; records cannot be dated")
         seq = checker.count
         sealed = None
         if personal is not None:
