@@ -269,6 +269,36 @@ def test_a_failed_fsync_is_fatal_for_the_store(tmp_path: Path, mocker: MockerFix
     ledger.close()
 
 
+def test_a_full_disk_is_fatal_and_names_the_write(tmp_path: Path, mocker: MockerFixture) -> None:
+    ledger = Ledger.open(tmp_path, CONFIG)
+    ledger.append("switch", {})
+    mocker.patch("os.write", side_effect=OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(StoreError, match="write") as caught:
+        ledger.append("switch", {})
+    assert "fsync" not in str(caught.value)
+    mocker.stopall()
+    with pytest.raises(StoreError, match="must be reopened"):
+        ledger.append("switch", {})
+    ledger.close()
+
+
+def test_a_short_write_is_finished_before_the_sync(tmp_path: Path, mocker: MockerFixture) -> None:
+    real_write = os.write
+    calls = []
+
+    def half_then_whole(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data)[: max(1, len(data) // 2)] if len(calls) == 1 else data)
+
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        mocker.patch("os.write", new=half_then_whole)
+        ledger.append("switch", {"desired": "off"})
+        mocker.stopall()
+    assert len(calls) == 2 and calls[1] == calls[0] - calls[0] // 2
+    with Ledger.open(tmp_path, CONFIG) as reopened:
+        assert [record.fields for record in reopened.records()] == [{"desired": "off"}]
+
+
 def test_close_makes_group_committed_records_durable(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, CONFIG) as ledger:
         fill(ledger, 5, personal=False)

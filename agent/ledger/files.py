@@ -74,23 +74,30 @@ def read_small(path: Path) -> bytes | None:
         raise store_error("read", path, exc) from exc
 
 
-def write_all(fd: int, data: bytes | bytearray | memoryview, path: Path) -> None:
+def write_all(fd: int, data: bytes | bytearray, path: Path) -> None:
     try:
-        written = os.write(fd, data)  # whole, almost always: a regular file writes short only when full
-        if written < len(data):
-            view = memoryview(data)[written:]
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+        _write_all(fd, data)
     except OSError as exc:
         raise store_error("write", path, exc) from exc
 
 
-def sync_data(fd: int, path: Path) -> None:
+def write_and_sync(fd: int, data: bytes | bytearray, path: Path) -> None:
+    """:func:`write_all` then ``fdatasync``, in one call: a durable append makes this call per record."""
+    operation = "write"
     try:
+        if data:
+            _write_all(fd, data)
+        operation = "fsync"
         os.fdatasync(fd)
     except OSError as exc:
-        raise store_error("fsync", path, exc) from exc
+        raise store_error(operation, path, exc) from exc
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # a regular file writes short only when the disk is full
+        data = data[written:]  # a copy, not a view: nothing may pin the caller's buffer afterwards
+        written = os.write(fd, data)
 
 
 def sync_dir(path: Path) -> None:

@@ -290,7 +290,8 @@ class Ledger:
 
         ``personal`` fields are encrypted under the data key of ``epoch`` (default: the current epoch).
         """
-        codec.check_type(record_type)
+        if record_type not in codec.KNOWN_TYPES:
+            codec.check_type(record_type)
         if record_type == "checkpoint":
             raise UsageError("checkpoint records are written by the ledger itself")
         fields = dict(fields or {})
@@ -384,15 +385,14 @@ class Ledger:
         self._pending.clear()
 
     def _sync_locked(self) -> None:
+        if self._dirty_since is None:  # every record is synced (and so none is pending)
+            return
         try:
-            if self._pending:
-                files.write_all(self._fd, self._pending, self._fd_path)
-                self._pending.clear()
-            if self._dirty_since is not None:
-                files.sync_data(self._fd, self._fd_path)
-                self._dirty_since = None
+            files.write_and_sync(self._fd, self._pending, self._fd_path)
         except StoreError as exc:
             raise self._fail(exc) from exc
+        self._pending.clear()
+        self._dirty_since = None
 
     def _group_commit(self) -> None:
         """Sync now when the oldest unsynced record is due; otherwise make sure the flusher will."""
