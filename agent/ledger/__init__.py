@@ -28,12 +28,11 @@ Records are deterministic CBOR (text keys, no floats: E7 coordinates, integer mi
 length and checksums, SHA-256 chained across segments, covered by an RFC 9162 Merkle tree whose root is in
 Ed25519-signed checkpoints. Durable types (consent, switch, request, incident, key_destroyed, recovery) are
 fsynced before ``append`` returns; others within ``group_commit_ms``. Personal fields are AES-256-GCM
-encrypted
-under a data key per pseudonym epoch (``epoch=`` on append, default: ``time // epoch_s``); erasing destroys
-keys
-(crypto-shredding), so the chain, which covers ciphertext, still verifies. Opening after a crash cuts a torn
-tail
-and appends a ``recovery`` record; any other damage raises :class:`~agent.errors.LogCorrupt` with the place.
+encrypted under a data key per pseudonym epoch (``epoch=`` on append, default: ``time // epoch_s``); erasing
+destroys keys (crypto-shredding), so the chain, which covers ciphertext, still verifies. Opening after a crash
+cuts a torn tail and appends a ``recovery`` record; any other damage raises :class:`~agent.errors.LogCorrupt`
+with the place. Record times end with year 9999: a clock past it refuses appends, and a
+record past it is damage (a clock before 1970 dates records 0).
 
 Thread-safe. All failures are :class:`~agent.errors.StoreError` subclasses (or ``UsageError`` for bad
 records).

@@ -7,20 +7,17 @@ A record is a deterministic CBOR map with text keys only and no floats, so that 
      "f": {...plain fields...}, "p": {"k": "<key id>", "n": <12 bytes>, "c": <ciphertext>}}
 
 ``p`` (personal fields, AES-256-GCM) is present only when the record carries personal data. The record's
-hash is
-SHA-256 of its payload bytes; ``prev`` is the previous record's hash (32 zero bytes for the first record),
-so the
-chain covers ciphertext, and destroying a key never breaks it.
+hash is SHA-256 of its payload bytes; ``prev`` is the previous record's hash (32 zero bytes for the first
+record), so the chain covers ciphertext, and destroying a key never breaks it.
 
 A frame on disk is::
 
     magic "QPL\\x01" | version u8 | kind u8 | length u32 LE | header CRC u32 LE | payload | payload CRC u32 LE
 
 The CRCs are ``zlib.crc32``: they only tell a torn or damaged write from a whole one (integrity against
-tampering
-comes from the SHA-256 chain and the signed checkpoints), and zlib is in the standard library, while CRC32C
-would
-need a package. The header CRC matters for recovery: a damaged length field must not pass for a torn tail.
+tampering comes from the SHA-256 chain and the signed checkpoints), and zlib is in the standard library, while
+CRC32C would need a package. The header CRC matters for recovery: a damaged length field must not pass for a
+torn tail.
 """
 
 from __future__ import annotations

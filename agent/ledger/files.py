@@ -1,8 +1,7 @@
 """File-system helpers for the ledger: private modes, no symlinks followed, durable creates and renames.
 
 Every ``OSError`` from ledger files is translated here into a :class:`StoreError` (the path's base name and
-the
-errno text only; paths hold no personal data, but keep messages short).
+the errno text only; paths hold no personal data, but keep messages short).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """The data-key store: one AES-256 key per pseudonym epoch, rewritten atomically; destroying a key is erasure.
 
 ``keys.cbor`` (0600) holds live keys and tombstones of destroyed ones (id, epoch, dates, never the key), so
-that an
-export can say "erased" instead of "missing". A key is *retired* when the next epoch's key is created; its
-span
-of use is ``[created_ms, retired_ms]``, which is what erasure by time range and retention work on.
+that an export can say "erased" instead of "missing". A key is *retired* when the next epoch's key is
+created; its span of use is ``[created_ms, retired_ms]``, which is what erasure by time range and retention
+work on.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """RFC 9162 §2.1 Merkle tree hash, kept incrementally, with inclusion proofs (pure).
 
 Leaves are the records' payload bytes (which hold ciphertext, never bare coordinates: location has so little
-entropy that a hash of it could be brute-forced). ``leaf = SHA-256(0x00 || d)``, ``node = SHA-256(0x01 || l
-|| r)``;
-the 0x00/0x01 prefixes keep leaves and nodes apart (no second preimages).
+entropy that a hash of it could be brute-forced). ``leaf = SHA-256(0x00 || d)``,
+``node = SHA-256(0x01 || l || r)``; the 0x00/0x01 prefixes keep leaves and nodes apart (no second
+preimages).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Layout of ``<state dir>/ledger/`` (0700, every file 0600)::
 Thread safety: every public method takes one lock. Group-committed records are fsynced by a small background
 thread within ``group_commit_ms`` (the bound on what a power cut may lose); durable records are fsynced before
 :meth:`Ledger.append` returns. A failed write or fsync makes the store unusable (Linux may drop the dirty
-pages
-and clear the error, so a retry could falsely succeed): every later call raises the same :class:`StoreError`.
+pages and clear the error, so a retry could falsely succeed): every later call raises the same
+:class:`StoreError`.
 """
 
 from __future__ import annotations
@@ -49,10 +49,8 @@ DAY_MS = 86_400_000
 class LedgerConfig:
     """``group_commit_ms``: how much a power cut may lose of high-rate records (0: fsync every record).
     ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds, whichever comes first, a signed
-    checkpoint.
-    ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``: keys retired
-    longer
-    ago than this are destroyed automatically (0 keeps them until erased)."""
+    checkpoint. ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``:
+    keys retired longer ago than this are destroyed automatically (0 keeps them until erased)."""
 
     group_commit_ms: int = 1000
     checkpoint_every: int = 1000
