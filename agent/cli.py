@@ -24,13 +24,14 @@ protocol of :mod:`agent.control` (one JSON line each way) instead of importing t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from agent.control_wire import exchange
+from agent.control_wire import PURPOSE, PURPOSE_RULE, ReplyTooLarge, exchange
 
 DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
 SOCKET_ENV = "PRIVACY_AGENT_SOCKET"
@@ -38,10 +39,15 @@ READ_TIMEOUT_S = 15.0
 MAX_WAIT_S = 60.0
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class Unreachable(Exception):
     """The agent's socket is missing, refuses connections, or no reply came in time."""
+
+
+class UsageProblem(Exception):
+    """A command line argparse accepts but that cannot be sent (printed as a usage error)."""
 
 
 class Refused(Exception):
@@ -73,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     consent = commands.add_parser("consent", help="consent per purpose").add_subparsers(
         dest="action", required=True, metavar="list|grant|withdraw")
     consent.add_parser("list")
-    consent.add_parser("grant").add_argument("purpose")
-    consent.add_parser("withdraw").add_argument("purpose")
+    consent.add_parser("grant").add_argument("purpose", type=_purpose)
+    consent.add_parser("withdraw").add_argument("purpose", type=_purpose)
 
     identity = commands.add_parser("identity", help="pseudonymous identity").add_subparsers(
         dest="action", required=True, metavar="reset")
@@ -104,6 +110,12 @@ def _wait_seconds(text: str) -> float:
     return value
 
 
+def _purpose(text: str) -> str:
+    if not PURPOSE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be {PURPOSE_RULE}")
+    return text
+
+
 def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The op and args the agent understands, for parsed command-line arguments."""
     command, action = args.command, getattr(args, "action", None)
@@ -112,13 +124,26 @@ def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if command == "consent" and action in ("grant", "withdraw"):
         return f"consent.{action}", {"purpose": args.purpose}
     if command == "export":
-        return "export", {"out": os.path.abspath(args.out)}  # the agent does not share our working directory
+        return "export", {"out": _absolute(args.out)}  # the agent does not share our working directory
     if command == "erase":
         return "erase", {"all": args.all}
     return (f"{command}.{action}" if action else command), {}
 
 
+def _absolute(path: str) -> str:
+    if not path or "\0" in path:
+        raise UsageProblem("--out must be a path")
+    try:
+        return os.path.abspath(path)
+    except OSError:  # a relative path and a working directory that no longer exists
+        raise UsageProblem("--out is relative and the current directory is gone; give an absolute path") \
+            from None
+
+
 def socket_path(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> str:
+    """``--socket``, else the environment variable (empty counts as unset), else the default."""
+    if args.socket is not None and not args.socket:
+        raise UsageProblem("--socket must not be empty")
     return str(args.socket or environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
 
 
@@ -131,7 +156,7 @@ def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str
         reply = exchange(path, line, timeout_s)
     except TimeoutError:
         raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None
-    except EOFError as exc:
+    except (EOFError, ReplyTooLarge) as exc:
         raise Refused("ControlError", str(exc)) from None
     except OSError as exc:
         raise Unreachable(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
@@ -141,7 +166,7 @@ def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str
 def _decode(line: bytes) -> dict[str, Any]:
     try:
         reply = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Refused("ControlError", "the agent sent a reply that is not JSON") from None
     result = reply.get("result") if isinstance(reply, dict) else None
     if isinstance(result, dict) and reply.get("ok") is True:
@@ -156,15 +181,17 @@ def _decode(line: bytes) -> dict[str, Any]:
 
 def describe_location(status: dict[str, Any]) -> list[str]:
     """Three lines: what the user asked, what the modem is doing, whether they agree."""
-    desired = status.get("desired", "?")
-    observed = status.get("observed") or {}
-    gnss = observed.get("gnss", "unknown")
+    desired = _shown(status.get("desired", "?"))
+    observed = status.get("observed")
+    if not isinstance(observed, dict):
+        observed = {}
+    gnss = _shown(observed.get("gnss", "unknown"))
     if gnss == "unknown":
         modem = "unknown (the modem cannot be read right now)"
     else:
         autogps, outport = _shown(observed.get("autogps")), _shown(observed.get("outport"))
         modem = f"GNSS {gnss}, autogps {autogps}, NMEA output {outport}"
-    gate = status.get("gate", "?")
+    gate = _shown(status.get("gate", "?"))
     if status.get("enforced"):
         agree = "yes, verified on the modem"
     elif gate == "closed":
@@ -175,7 +202,7 @@ def describe_location(status: dict[str, Any]) -> list[str]:
 
 
 def describe_switch(result: dict[str, Any], wait_s: float) -> list[str]:
-    desired = result.get("desired", "?")
+    desired = _shown(result.get("desired", "?"))
     if desired == "off":
         first = "Location off is saved and location data is blocked."
     else:
@@ -191,7 +218,7 @@ def describe_status(result: dict[str, Any]) -> list[str]:
     lines = describe_location(result["location"]) if isinstance(result.get("location"), dict) else []
     modem = result.get("modem")
     if isinstance(modem, dict):
-        lines.append(f"Module:     {modem.get('model', '?')} ({modem.get('revision', '?')})")
+        lines.append(f"Module:     {_shown(modem.get('model', '?'))} ({_shown(modem.get('revision', '?'))})")
     rest = {key: value for key, value in result.items() if key not in ("location", "modem")}
     return lines + describe_generic(rest)
 
@@ -203,7 +230,8 @@ def describe_generic(value: Any, prefix: str = "") -> list[str]:
             return [f"{prefix}: (none)"] if prefix else []
         lines: list[str] = []
         for key, item in value.items():
-            lines += describe_generic(item, f"{prefix}.{key}" if prefix else str(key))
+            name = printable(str(key))
+            lines += describe_generic(item, f"{prefix}.{name}" if prefix else name)
         return lines
     if isinstance(value, list):
         if not value:
@@ -218,7 +246,12 @@ def _shown(value: Any) -> str:
         return "unknown"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``?``: what the agent sends must not drive the terminal."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]:
@@ -240,9 +273,18 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage problem already
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
-    op, op_args = to_request(args)
+    try:
+        op, op_args = to_request(args)
+        path = socket_path(args, os.environ)
+    except UsageProblem as exc:
+        print(f"privacyctl: {exc}", file=err)
+        return EXIT_USAGE
     timeout_s = READ_TIMEOUT_S + float(op_args.get("wait_s", 0.0))
-    return run(socket_path(args, os.environ), op, op_args, timeout_s, as_json=args.json, out=out, err=err)
+    try:
+        return run(path, op, op_args, timeout_s, as_json=args.json, out=out, err=err)
+    except KeyboardInterrupt:  # a change already sent stands; the agent finishes it without us
+        print("privacyctl: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
 
 def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_json: bool,
@@ -254,16 +296,35 @@ def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_jso
     except Refused as exc:
         return _fail(EXIT_FAILED, exc.kind, exc.message, as_json, out, err)
     if as_json:
-        print(json.dumps(result, indent=2, sort_keys=True), file=out)
+        text = json.dumps(result, indent=2, sort_keys=True)
     else:
-        print("\n".join(describe(op, op_args, result)), file=out)
+        try:
+            text = "\n".join(describe(op, op_args, result))
+        except (TypeError, ValueError, AttributeError):  # fields of the wrong shape: not our agent, or a newer one
+            return _fail(EXIT_FAILED, "ControlError", "the agent sent a reply this privacyctl cannot show",
+                         as_json, out, err)
+    return _print(text, out, err)
+
+
+def _print(text: str, out: TextIO, err: TextIO) -> int:
+    """Print the result; a closed pipe or a full disk is reported, not a traceback."""
+    try:
+        print(text, file=out)
+        out.flush()
+    except BrokenPipeError:  # the reader went away (``privacyctl status | head -1``): nothing to say to it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # no second error at exit
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"privacyctl: cannot write the output: {exc.strerror or exc}", file=err)
+        return EXIT_FAILED
     return EXIT_OK
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool, out: TextIO, err: TextIO) -> int:
     if as_json:
-        print(json.dumps({"ok": False, "error": {"kind": kind, "message": message}}), file=out)
-    print(f"privacyctl: {message}", file=err)
+        _print(json.dumps({"ok": False, "error": {"kind": kind, "message": message}}), out, err)
+    print(f"privacyctl: {printable(message)}", file=err)
     return code
 
 

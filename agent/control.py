@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import re
 import selectors
 import socket
 import stat
@@ -50,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import errors
-from agent.control_wire import exchange
+from agent.control_wire import PURPOSE, PURPOSE_RULE, ReplyTooLarge, exchange
 from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,6 @@ MUTATING_OPS: frozenset[str] = frozenset({
 })
 OPS: frozenset[str] = READ_OPS | MUTATING_OPS
 
-_PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _MAX_PATH_CHARS = 4096
 
 
@@ -103,8 +101,12 @@ def parse_request(line: bytes) -> Request:
         raise ControlError("request is not UTF-8") from None
     try:
         message = json.loads(text)
-    except (ValueError, RecursionError):
+    except json.JSONDecodeError:
         raise ControlError("request is not valid JSON") from None
+    except RecursionError:
+        raise ControlError("request is nested too deeply") from None
+    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise ControlError("request holds a number too long to read") from None
     if not isinstance(message, dict):
         raise ControlError("request must be a JSON object")
     unknown = sorted(set(message) - {"v", "op", "args"})
@@ -138,16 +140,17 @@ def _validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_seconds(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            (isinstance(value, float) and not math.isfinite(value)):
         raise UsageError(f"'{key}' must be a number of seconds")
-    if not 0 <= value <= MAX_WAIT_S:
+    if not 0 <= value <= MAX_WAIT_S:  # compared as given: a huge integer has no float
         raise UsageError(f"'{key}' must be between 0 and {MAX_WAIT_S:g} seconds")
     return float(value)
 
 
 def _purpose(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _PURPOSE.fullmatch(value):
-        raise UsageError(f"'{key}' must be a purpose name: lowercase letters, digits, '_', '.', '-' (max 64)")
+    if not isinstance(value, str) or not PURPOSE.fullmatch(value):
+        raise UsageError(f"'{key}' must be {PURPOSE_RULE}")
     return value
 
 
@@ -326,7 +329,9 @@ class ControlServer:
             os.chmod(self.path, self._mode)
             if self._group_gid is not None:
                 os.chown(self.path, -1, self._group_gid)
-            listener.listen(self._max_connections)
+            # A deep queue: connections beyond max_connections are accepted and told "busy", rather than
+            # refused by the kernel (a full queue makes a client's connect fail at once with EAGAIN).
+            listener.listen(socket.SOMAXCONN)
         except OSError as exc:
             listener.close()
             self._unlink_if_ours()
@@ -578,7 +583,7 @@ def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
         reply = exchange(str(path), line, timeout_s)
     except TimeoutError:
         raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s", socket=str(path)) from None
-    except EOFError as exc:
+    except (EOFError, ReplyTooLarge) as exc:
         raise ControlError(str(exc)) from None
     except OSError as exc:
         raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import math
@@ -268,6 +269,61 @@ def test_too_many_connections_get_busy_replies_until_some_close(serve: Callable[
             holder.close()
     assert wait_until(lambda: server.active_connections == 0)
     assert still_serves(server)
+
+
+def test_a_burst_of_clients_is_served_or_told_busy_never_unreachable(
+        serve: Callable[..., ControlServer]) -> None:
+    server = serve(max_connections=4)
+    outcomes: list[str] = []
+
+    def one_client() -> None:
+        try:
+            request(server.path, "status", timeout_s=10)
+            outcomes.append("served")
+        except ControlError as exc:
+            outcomes.append("busy" if "busy" in str(exc) else f"other: {exc}")
+        except AgentError as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    clients = [threading.Thread(target=one_client) for _ in range(80)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(30)
+    assert len(outcomes) == 80
+    assert set(outcomes) <= {"served", "busy"}, sorted(set(outcomes))
+    assert "served" in outcomes
+    assert still_serves(server)
+
+
+def test_a_full_connection_queue_is_waited_on_not_reported_as_gone(short_dir: Path) -> None:
+    path = short_dir / "queue.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as slow:
+        slow.bind(str(path))
+        slow.listen(0)  # never accepts: one queued connection fills the queue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as first:
+            first.connect(str(path))
+            with pytest.raises(AgentUnreachable, match=r"no reply from the agent within 0\.3 s"):
+                request(path, "status", timeout_s=0.3)
+
+
+def test_a_reply_line_without_end_is_cut_off_with_a_clear_error(short_dir: Path) -> None:
+    path = short_dir / "flood.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as flood:
+        flood.bind(str(path))
+        flood.listen(1)
+
+        def send_forever() -> None:
+            conn, _ = flood.accept()
+            with conn, contextlib.suppress(OSError):
+                while True:
+                    conn.sendall(b"x" * 65536)
+
+        sender = threading.Thread(target=send_forever, daemon=True)
+        sender.start()
+        with pytest.raises(ControlError, match="longer than 1048576 bytes"):
+            request(path, "status", timeout_s=10)
+        sender.join(10)
 
 
 def test_a_slow_handler_does_not_block_other_clients(serve: Callable[..., ControlServer]) -> None:

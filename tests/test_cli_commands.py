@@ -53,11 +53,33 @@ def test_export_paths_are_made_absolute_because_the_agent_has_another_working_di
     ["location", "off", "--wait", "-1"], ["location", "off", "--wait", "nan"],
     ["location", "off", "--wait", "x"],
     ["consent", "grant"], ["export"], ["erase", "--everything"], ["log"], ["status", "extra"],
+    ["consent", "grant", "Ads"], ["consent", "withdraw", "a" * 65], ["consent", "grant", ""],
 ])
 def test_usage_errors_exit_2_before_any_connection(argv: list[str], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--socket", str(tmp_path / "never.sock"), *argv]) == cli.EXIT_USAGE
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--socket", "", "status"], "--socket must not be empty"),
+    (["export", "--out", ""], "--out must be a path"),
+])
+def test_empty_paths_are_usage_errors(argv: list[str], fragment: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    full = argv if argv[0] == "--socket" else ["--socket", str(tmp_path / "never.sock"), *argv]
+    assert cli.main(full) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == f"privacyctl: {fragment}\n"
+
+
+def test_a_relative_out_path_in_a_vanished_directory_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert cli.main(["--socket", str(tmp_path / "never.sock"), "export", "--out", "mine.zip"]) == cli.EXIT_USAGE
+    assert "give an absolute path" in capsys.readouterr().err
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,10 +128,39 @@ def test_an_error_reply_becomes_refused_with_its_kind() -> None:
 
 
 @pytest.mark.parametrize("raw", [b"", b"garbage", b"[]", b'{"ok": true}', b'{"ok": false, "error": {}}',
-                                 b'{"ok": true, "result": []}', b"\xff"])
+                                 b'{"ok": true, "result": []}', b"\xff", b"[" * 200_000])
 def test_malformed_replies_are_refusals_not_crashes(raw: bytes) -> None:
     with pytest.raises(cli.Refused):
         cli._decode(raw)
+
+
+@pytest.mark.parametrize("result", [
+    {"observed": "x"}, {"observed": [1]}, {"desired": ["off"], "gate": {}, "observed": {"gnss": 3}},
+    {"location": {"observed": "x"}, "modem": {"model": None}}, {"location": "x", "modem": 7},
+])
+@pytest.mark.parametrize("op", ["location.status", "location.off", "status"])
+def test_results_of_any_shape_are_shown_without_crashing(op: str, result: dict[str, Any]) -> None:
+    lines = cli.describe(op, {"wait_s": 1.0}, result)
+    assert all(isinstance(line, str) for line in lines)
+
+
+def test_control_characters_from_the_agent_do_not_reach_the_terminal() -> None:
+    shown = cli.describe("incidents", {}, {"found\x1b[2J": "gnss \x1b]0;pwned\x07on"})
+    assert shown == ["found?[2J: gnss ?]0;pwned?on"]
+    err = io.StringIO()
+    cli._fail(cli.EXIT_FAILED, "ControlError", "bad\x1b[31m red", False, io.StringIO(), err)
+    assert err.getvalue() == "privacyctl: bad?[31m red\n"
+
+
+class FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_output_that_cannot_be_written_is_reported_not_raised() -> None:
+    err = io.StringIO()
+    assert cli._print("status", FullDisk(), err) == cli.EXIT_FAILED
+    assert err.getvalue() == "privacyctl: cannot write the output: No space left on device\n"
 
 
 # -- wording -------------------------------------------------------------------------------------------
