@@ -142,7 +142,7 @@ def test_the_socket_is_0660_and_handed_to_the_group(serve: Callable[..., Control
     (b'{"v": 1, "op": "self.destruct"}\n', "UsageError", "unknown op"),
     (b'{"v": 1, "op": "location.off", "args": {"wait_s": 3600}}\n', "UsageError", "between 0 and 60"),
     (b'{"v": 9, "op": "status"}\n', "ControlError", "version"),
-    (b"[" * 60000 + b"\n", "ControlError", "not valid JSON"),
+    (b"[" * 60000 + b"\n", "ControlError", "nested too deeply"),
 ])
 def test_garbage_gets_an_error_reply_and_the_next_client_is_served(
         serve: Callable[..., ControlServer], data: bytes, kind: str, fragment: str) -> None:
