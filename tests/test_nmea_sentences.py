@@ -279,6 +279,20 @@ def test_date_from_zda_and_midnight_roll_over() -> None:
     assert found[0].lon == pytest.approx(-(122 + 19.58177 / 60))
 
 
+@pytest.mark.parametrize(("zda_time", "zda_date", "first", "later"), [
+    ("235959.00", "31,12,9999", dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC), "000001.00"),
+    ("000000.00", "01,01,0001", dt.datetime(1, 1, 1, 0, 0, 0, tzinfo=dt.UTC), "130000.00"),
+])
+def test_a_roll_over_off_the_calendar_loses_the_date_not_the_decoder(zda_time: str, zda_date: str,
+                                                                     first: dt.datetime, later: str) -> None:
+    gga = "GNGGA,{},4739.71754,N,12219.58177,W,1,17,0.8,77.5,M,-21.6,M,,"
+    found = fixes(f"GNZDA,{zda_time},{zda_date},00,00", gga.format(zda_time), gga.format(later),
+                  "GNZDA,120000.00,02,01,2021,00,00", gga.format("120000.00"))
+    # the middle fix's day would be off the calendar: it gets no time rather than a made-up one
+    assert [fix.time for fix in found] == [first, None, dt.datetime(2021, 1, 2, 12, 0, 0, tzinfo=dt.UTC)]
+    assert all(fix.valid for fix in found)
+
+
 def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
     decoder = FixDecoder()
     data = with_checksum("GNRMC,121614.00,A,5327.04173,N,00214.41443,W,X.138,,200122,,,A,V") + "\r\n"

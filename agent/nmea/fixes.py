@@ -186,10 +186,14 @@ class FixAssembler:
         if time != self._anchor:
             seconds = _seconds_of_day(time)
             drift = seconds - self._anchor_s
-            if drift < -_HALF_DAY_S:
-                date += _ONE_DAY
-            elif drift > _HALF_DAY_S:
-                date -= _ONE_DAY
+            try:
+                if drift < -_HALF_DAY_S:
+                    date += _ONE_DAY
+                elif drift > _HALF_DAY_S:
+                    date -= _ONE_DAY
+            except OverflowError:  # past 9999-12-31 or before 0001-01-01: a bogus date; wait for a real one
+                self._date = None
+                return None
             self._date, self._anchor, self._anchor_s = date, time, seconds
         return dt.datetime.combine(date, time, tzinfo=dt.UTC)
 
