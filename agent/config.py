@@ -8,6 +8,8 @@ a test loads it, so the example and this schema cannot drift apart.
 from __future__ import annotations
 
 import grp
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,17 +86,47 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few hundred bytes; a bigger "config" is the wrong file
+
+
 def load_config(path: Path, **overrides: Any) -> Config:
     """Read and check ``path``; ``overrides`` (port, nmea_port, state_dir, socket) win over the file."""
+    text = _read_config_text(path)
+    if text.startswith("\ufeff"):
+        raise ConfigError(f"config file {path} starts with a byte-order mark; save it as UTF-8 without one")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests arrays or tables too deeply") from None
     return parse_config(raw, source=str(path), **overrides)
+
+
+def _read_config_text(path: Path) -> str:
+    """The file's text; only a regular file of at most MAX_CONFIG_BYTES (a FIFO would block, /dev/zero
+    would never end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"config file {path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from exc
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: Any) -> Config:

@@ -319,7 +319,11 @@ class ControlServer:
         if self._listener is not None or self._stopping.is_set():
             raise RuntimeError("a ControlServer starts once; make a new one to serve again")
         self._group_gid = _group_id(self._group)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a parent that is a file, under /proc, not writable, ...
+            raise ControlError(f"cannot create the control socket's directory: {exc.strerror or exc}",
+                               path=str(self.path.parent), errno=exc.errno) from exc
         _remove_stale_socket(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -335,7 +339,7 @@ class ControlServer:
         except OSError as exc:
             listener.close()
             self._unlink_if_ours()
-            raise ControlError("cannot set up the control socket", path=str(self.path),
+            raise ControlError(f"cannot set up the control socket: {exc.strerror or exc}", path=str(self.path),
                                errno=exc.errno) from exc
         listener.setblocking(False)
         self._listener = listener

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent import systemd
+from agent import systemd, transport
 from agent.config import Config, load_config
 from agent.control import ControlServer, Peer, Request
 from agent.enforcer import Enforcer, Gate, Outcome
-from agent.errors import AgentError, StoreError, UsageError
+from agent.errors import AgentError, ConfigError, StateDamaged, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig
 from agent.model import Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
@@ -89,7 +89,11 @@ class Supervisor:
     # -- start / stop ----------------------------------------------------------------------------------------
     def load_desired(self) -> Desired:
         """The newer of the state file and the ledger's last switch record; off when there is neither."""
-        from_file = read_desired(self._config.state.dir)
+        try:
+            from_file = read_desired(self._config.state.dir)
+        except StateDamaged as exc:  # the ledger's last switch (or off) decides; the file is rewritten
+            log.error("%s; using the ledger's last switch record (off when there is none)", exc)
+            from_file = None
         from_ledger = _last_switch(self._ledger)
         candidates = [d for d in (from_file, from_ledger) if d is not None]
         self.desired = max(candidates, key=lambda d: d.generation) if candidates else DEFAULT
@@ -425,6 +429,7 @@ def run_command(args: argparse.Namespace) -> int:
     }
     config = load_config(Path(args.config), **overrides)
     _register_simulator_if_used(config)
+    _check_port_urls(config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -438,6 +443,17 @@ def run_command(args: argparse.Namespace) -> int:
         agent.stop()
     log.info("stopped")
     return 0
+
+
+def _check_port_urls(config: Config) -> None:
+    """A port URL that can never be opened stops the start, instead of a daemon that retries it forever."""
+    for name, url in (("port", config.modem.port), ("nmea_port", config.modem.nmea_port)):
+        if url is None:
+            continue
+        try:
+            transport.check_url(url)
+        except UsageError as exc:
+            raise ConfigError(f"[modem] {name}: {exc.message}") from exc
 
 
 def _register_simulator_if_used(config: Config) -> None:

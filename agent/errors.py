@@ -26,7 +26,8 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |- StoreError                   the ledger cannot be trusted to keep what it is given (fatal for the store)
     |  |- LogCorrupt                .segment, .offset: verification failed at an exact place
     |  |- KeyStoreError             the key store cannot be read or written
-    |  `- ExportError               an export cannot be written or does not verify
+    |  |- ExportError               an export cannot be written or does not verify
+    |  `- StateDamaged              desired.json does not hold a desired state (the ledger then decides)
     |- ControlError                 the control socket protocol: bad request, refused, unreachable
     |  |- PermissionDenied          the peer's credentials do not allow the request
     |  `- AgentUnreachable          privacyctl cannot reach the daemon
@@ -156,6 +157,11 @@ class KeyStoreError(StoreError):
 
 class ExportError(StoreError):
     """An export cannot be written, or an export file does not verify."""
+
+
+class StateDamaged(StoreError):
+    """The desired-state file holds no valid desired state: it is a copy of the ledger's last switch record,
+    written after it, so the daemon falls back to that record (or to off) and rewrites the file."""
 
 
 class ControlError(AgentError):

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from agent.errors import PortUnavailable
+from agent.errors import PortUnavailable, UsageError
 from agent.model import Fix
 from agent.nmea.fixes import FixDecoder
 from agent.transport import Port, open_port
@@ -55,7 +55,7 @@ class NmeaFeed:
         while not stop.is_set():
             try:
                 port = self._opener(self.url)
-            except PortUnavailable as exc:
+            except (PortUnavailable, UsageError) as exc:  # a bad URL must not end the thread either
                 if not reported:
                     log.warning("NMEA port unavailable, retrying: %s", exc)
                     reported = True

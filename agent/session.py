@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.at import NEED_DATA, Command, Connection, Echo, Response, Stray, Urc
-from agent.errors import CommandTimeout, LocalProtocolError, PortUnavailable, RemoteProtocolError
+from agent.errors import CommandTimeout, LocalProtocolError, PortUnavailable, RemoteProtocolError, UsageError
 from agent.quectel import commands
 from agent.quectel.codes import error_for
 from agent.transport import Port, open_port
@@ -201,6 +201,10 @@ class Session:
         except PortUnavailable as exc:
             if first_failure:
                 log.warning("modem port unavailable, retrying with backoff: %s", exc)
+            return None
+        except UsageError as exc:  # a URL that cannot work: say so, and keep the thread (and its backoff)
+            if first_failure:
+                log.error("modem port URL cannot be used, retrying with backoff: %s", exc)
             return None
         with self._core_lock:
             self._core.reset()

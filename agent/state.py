@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import ConfigError, StoreError
+from agent.errors import ConfigError, StateDamaged, StoreError
 
 FILE_NAME = "desired.json"
 
@@ -63,9 +63,8 @@ def read_desired(state_dir: Path) -> Desired | None:
             raise ValueError("bad values")
         return Desired(location_on=location == "on", generation=generation,
                        changed_at_ms=int(data.get("changed_at_ms", 0)), changed_by_uid=data.get("changed_by_uid"))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"{FILE_NAME} is damaged; keeping location off until it is rewritten",
-                         path=str(path)) from exc
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise StateDamaged(f"{FILE_NAME} is damaged", path=str(path)) from exc
 
 
 def write_desired(state_dir: Path, desired: Desired) -> None:

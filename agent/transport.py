@@ -72,7 +72,7 @@ def open_port(url: str, *, read_timeout_s: float = 0.1, baudrate: int = 115200, 
     """Open ``url`` with pyserial's ``serial_for_url``.
 
     Raises:
-        UsageError: the URL is empty or names a scheme pyserial does not know.
+        UsageError: the URL is empty, names a scheme pyserial does not know, or its handler cannot parse it.
         PortUnavailable: the port exists in principle but cannot be opened now.
     """
     if not url or not isinstance(url, str):
@@ -83,7 +83,31 @@ def open_port(url: str, *, read_timeout_s: float = 0.1, baudrate: int = 115200, 
         raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
     except _PORT_ERRORS as exc:
         raise PortUnavailable("cannot open port", port=url, reason=_reason(exc)) from exc
+    except Exception as exc:  # as in check_url: a URL handler's own failure must not end a reader thread
+        raise UsageError(f"cannot use port URL: its handler cannot parse it ({type(exc).__name__})",
+                         port=url) from exc
     return Port(url, handle)
+
+
+def check_url(url: str) -> None:
+    """Raise UsageError when ``url`` can never be opened: empty, an unknown scheme, or a ``scheme://`` URL its
+    handler cannot parse (``sim://ec25?seed=x``, ``loop://?bogus=1``). A device path is not checked: a tty
+    that is missing now may be plugged in later."""
+    if not url or not isinstance(url, str):
+        raise UsageError("port URL is empty")
+    try:
+        handle = serial.serial_for_url(url, do_not_open=True)
+    except ValueError as exc:
+        raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
+    parse = getattr(handle, "from_url", None)
+    if "://" in url and callable(parse):
+        try:
+            parse(url)  # pyserial's URL handlers parse here, at open; nothing is opened
+        except (serial.SerialException, ValueError) as exc:
+            raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
+        except Exception as exc:  # a handler failing on its own error message (loop://?bogus=1: KeyError)
+            raise UsageError(f"cannot use port URL: its handler cannot parse it ({type(exc).__name__})",
+                             port=url) from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -432,6 +432,15 @@ def test_an_unknown_group_is_a_config_error_and_leaves_no_socket(short_dir: Path
     assert not (short_dir / "c.sock").exists()
 
 
+@pytest.mark.parametrize("parent", ["a-file", "/proc/no-such-dir"])
+def test_a_socket_directory_that_cannot_be_made_is_a_control_error(short_dir: Path, parent: str) -> None:
+    (short_dir / "a-file").write_text("not a directory")
+    directory = short_dir / parent if not parent.startswith("/") else Path(parent)
+    server = ControlServer(directory / "control.sock", Recorder())
+    with pytest.raises(ControlError, match="cannot create the control socket's directory"):
+        server.start()
+
+
 def test_a_stale_socket_file_is_replaced(serve: Callable[..., ControlServer], short_dir: Path) -> None:
     path = short_dir / "control.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:

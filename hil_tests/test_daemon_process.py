@@ -133,3 +133,18 @@ def test_sigterm_exits_cleanly_and_bad_config_is_named(tmp_path: Path, simulator
     assert "[modem] reconcile_intervall_s" in done.stderr
     unreachable = privacyctl(tmp_path, "location", "status")
     assert unreachable.returncode == 3
+
+
+@pytest.mark.parametrize(("key", "url"), [("port", "foo://bar"), ("nmea_port", "sim://ec25?seed=abc")])
+def test_a_port_url_that_can_never_work_stops_the_start(tmp_path: Path, key: str, url: str) -> None:
+    config = tmp_path / "config.toml"
+    port = url if key == "port" else "sim://ec25?name=start-check"
+    nmea = f'nmea_port = "{url}"\n' if key == "nmea_port" else ""
+    config.write_text(f'[modem]\nport = "{port}"\n{nmea}[state]\ndir = "{tmp_path / "state"}"\n'
+                      f'[control]\nsocket = "{tmp_path / "c.sock"}"\n')
+    done = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(config)], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert f"[modem] {key}: cannot use port URL" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "c.sock").exists()

@@ -112,3 +112,31 @@ def test_unauthorised_uid_cannot_change_state(tmp_path: Path, sim_name: str) -> 
         assert agent.supervisor.desired.location_on is False
     finally:
         agent.stop()
+
+
+def test_a_damaged_state_file_gives_way_to_the_ledgers_last_switch(tmp_path: Path, sim_name: str) -> None:
+    """desired.json is a copy of the ledger's last switch record: damaged, it is ignored and rewritten."""
+    import json
+
+    from agent.daemon import Agent
+    from hil_tests.conftest import sim_config
+
+    config = sim_config(tmp_path, sim_name)
+    first = Agent(config)
+    first.start()
+    try:
+        assert wait_until(lambda: first.supervisor.enforcer.enforced, 15)
+        first.supervisor.set_location(True, uid=0, wait_s=10)
+    finally:
+        first.stop()
+    state_file = config.state.dir / "desired.json"
+    state_file.write_bytes(b"[" * 100_000)  # damaged (and deep enough to trip a naive parser)
+    second = Agent(config)
+    second.start()
+    try:
+        assert second.supervisor.desired.location_on is True  # the ledger's last switch, not a guess
+        assert wait_until(lambda: second.supervisor.enforcer.enforced, 15)
+        assert wait_until(lambda: state_file.read_bytes().startswith(b"{"), 10)
+        assert json.loads(state_file.read_bytes())["location"] == "on"
+    finally:
+        second.stop()

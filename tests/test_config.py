@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from agent.config import DEFAULT_SOCKET, load_config, parse_config
+from agent.config import DEFAULT_SOCKET, MAX_CONFIG_BYTES, load_config, parse_config
 from agent.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "privacy-agent.toml"
@@ -63,3 +66,28 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[modem\nport = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda tmp: tmp, "not a regular file"),  # a directory
+    (lambda tmp: _fifo(tmp / "fifo.toml"), "not a regular file"),  # would block until a writer came
+    (lambda tmp: Path("/dev/zero"), "not a regular file"),  # would never end
+    (lambda tmp: _written(tmp / "big.toml", b"# " + b"x" * MAX_CONFIG_BYTES + b"\n"), "larger than"),
+    (lambda tmp: _written(tmp / "deep.toml", b"a = " + b"[" * 500 + b"]" * 500 + b"\n"), "too deeply"),
+    (lambda tmp: _written(tmp / "bom.toml", b'\xef\xbb\xbf[modem]\nport = "/dev/ttyUSB2"\n'), "byte-order mark"),
+    (lambda tmp: _written(tmp / "latin1.toml", b'[modem]\nport = "/dev/tty\xe9"\n'), "not UTF-8 text (byte 24)"),
+])
+def test_files_that_are_not_a_config_are_named_without_hanging(
+        tmp_path: Path, make: Callable[[Path], Path], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(make(tmp_path))
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

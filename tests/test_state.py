@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError, StoreError
+from agent.errors import ConfigError, StateDamaged, StoreError
 from agent.state import FILE_NAME, Desired, ensure_state_dir, read_desired, write_desired
 
 
@@ -29,11 +29,11 @@ def test_round_trip(tmp_path_factory: pytest.TempPathFactory, on: bool, generati
     assert not (directory / f".{FILE_NAME}.tmp").exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b'{"location": "maybe", "generation": 1}',
+@pytest.mark.parametrize("content", [b"", b"{", b"[" * 100_000, b'{"location": "maybe", "generation": 1}',
                                      b'{"location": "on", "generation": -1}', b'{"generation": 1}', b"\xff\xfe"])
 def test_damaged_file_is_an_error(tmp_path: Path, content: bytes) -> None:
     (tmp_path / FILE_NAME).write_bytes(content)
-    with pytest.raises(StoreError, match="damaged"):
+    with pytest.raises(StateDamaged, match="damaged"):
         read_desired(tmp_path)
 
 
