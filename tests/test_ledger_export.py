@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import struct
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -16,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ExportError, LogCorrupt, UsageError
-from agent.ledger import Ledger, LedgerConfig, codec, export
+from agent.ledger import Ledger, LedgerConfig, codec, crypto, export
 from agent.ledger.export import verify_export
+from agent.main import main
 from tests.ledger_support import CONFIG, LAT, MARKER, FakeClock, all_bytes, fill, frame_offsets, segment_paths
 
 DAY_S = 86_400
@@ -155,8 +158,9 @@ def test_export_contains_the_promised_files_and_round_trips(exported: Path) -> N
     assert str(fix["time"]).endswith("Z")
 
 
-def rewrite(source: Path, target: Path, change: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+def rewrite(source: Path, target: Path, change: dict[str, bytes], *,
+            compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression=compression) as new:
         for name in old.namelist():
             new.writestr(name, change.get(name, old.read(name)))
     return target
@@ -359,3 +363,130 @@ def test_any_malformed_manifest_is_an_export_error(tmp_path_factory: pytest.Temp
     with pytest.raises(ExportError):
         verify_export(rewrite(source, directory / "bad.zip",
                               {"manifest.json": json.dumps(manifest).encode()}))
+
+
+# -- crafted zips (found by fuzzing) -----------------------------------------------------------------------
+def central_entry(raw: bytes | bytearray, name: str) -> int:
+    """Offset of member ``name``'s entry in the central directory."""
+    start = 0
+    while (start := raw.find(b"PK\x01\x02", start)) >= 0:
+        (length,) = struct.unpack_from("<H", raw, start + 28)
+        if raw[start + 46:start + 46 + length] == name.encode():
+            return start
+        start += 4
+    raise AssertionError(f"no central directory entry for {name}")
+
+
+def patch_member(source: Path, target: Path, name: str, *, flag_bits: int = 0, method: int | None = None,
+                 size: int | None = None, data: bytes = b"") -> Path:
+    """Copy ``source`` with member ``name`` changed in place: flag bits or'ed in, the compression method or
+    uncompressed size replaced (in both headers, as a crafted zip would), its first bytes overwritten."""
+    raw = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        local = archive.getinfo(name).header_offset
+    central = central_entry(raw, name)
+    for offset, flags_at, method_at in ((local, 6, 8), (central, 8, 10)):
+        struct.pack_into("<H", raw, offset + flags_at, struct.unpack_from("<H", raw, offset + flags_at)[0] | flag_bits)
+        if method is not None:
+            struct.pack_into("<H", raw, offset + method_at, method)
+    if size is not None:
+        struct.pack_into("<I", raw, central + 24, size)
+        struct.pack_into("<I", raw, local + 22, size)
+    name_length, extra_length = struct.unpack_from("<HH", raw, local + 26)
+    start = local + 30 + name_length + extra_length
+    raw[start:start + len(data)] = data
+    target.write_bytes(bytes(raw))
+    return target
+
+
+def resigned(exported: Path, target: Path, *, manifest_prefix: bytes = b"", records: bytes | None = None) -> Path:
+    """A copy of ``exported`` with the device's own key over a changed manifest.json or records.jsonl, as
+    only the device (or someone with its key) could make it: every check before the change passes."""
+    with zipfile.ZipFile(exported) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    change: dict[str, bytes] = {}
+    if records is not None:
+        manifest["files"]["records.jsonl"]["sha256"] = hashlib.sha256(records).hexdigest()
+        change["records.jsonl"] = records
+    raw = manifest_prefix + json.dumps(manifest, indent=2, sort_keys=True).encode()
+    signer = crypto.Signer((exported.parent / "state" / "ledger" / "signing.key").read_bytes())
+    change.update({"manifest.json": raw, "manifest.sig": signer.sign(raw).hex().encode() + b"\n"})
+    return rewrite(exported, target, change, compression=zipfile.ZIP_DEFLATED)
+
+
+def exported_lines(exported: Path) -> list[bytes]:
+    with zipfile.ZipFile(exported) as archive:
+        return archive.read("records.jsonl").split(b"\n")
+
+
+DEFLATE_RESERVED_BLOCK = b"\xff" * 4  # a final block of the reserved type 3: zlib refuses to inflate it
+CRAFTED: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
+    "damaged manifest data": (lambda exported, target: patch_member(
+        exported, target, "manifest.json", data=DEFLATE_RESERVED_BLOCK), "cannot be inflated"),
+    "damaged records data": (lambda exported, target: patch_member(
+        exported, target, "records.jsonl", data=DEFLATE_RESERVED_BLOCK), "cannot be inflated"),
+    "unknown compression method": (lambda exported, target: patch_member(
+        exported, target, "records.jsonl", method=99), "compression method"),
+    "encrypted member": (lambda exported, target: patch_member(
+        exported, target, "README.txt", flag_bits=0x1), "encrypted"),
+    "deeply nested manifest": (lambda exported, target: rewrite(
+        exported, target, {"manifest.json": b"[" * 100_000}), "manifest.json is nested too deeply"),
+    "deeply nested line": (lambda exported, target: resigned(
+        exported, target, records=b"\n".join([b"[" * 100_000, *exported_lines(exported)[1:]])),
+        "a line of records.jsonl is nested too deeply"),
+    # JSON allows any whitespace before a value: without a bound these would verify, after reading it all
+    "huge manifest": (lambda exported, target: resigned(
+        exported, target, manifest_prefix=b" " * export.MANIFEST_LIMIT), "manifest.json is larger than"),
+    "huge line": (lambda exported, target: resigned(
+        exported, target, records=b" " * export.LINE_LIMIT + b"\n".join(exported_lines(exported))),
+        "longer than any record"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_zips_are_export_errors_with_clear_messages(exported: Path, tmp_path: Path, case: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    make, message = CRAFTED[case]
+    crafted = make(exported, tmp_path / "crafted.zip")
+    with pytest.raises(ExportError, match=message):
+        verify_export(crafted)
+    assert main(["verify-export", str(crafted)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("privacy-agent: ") and message in error
+
+
+def test_a_damaged_member_is_named(exported: Path, tmp_path: Path) -> None:
+    for name in ("manifest.json", "records.jsonl"):
+        with pytest.raises(ExportError, match="cannot be inflated") as caught:
+            verify_export(patch_member(exported, tmp_path / "damaged.zip", name, data=DEFLATE_RESERVED_BLOCK))
+        assert caught.value.details["file"] == name
+
+
+def test_a_manifest_that_understates_its_size_is_not_read_past_it(exported: Path, tmp_path: Path) -> None:
+    """The declared size passes the limit, the data inflates far beyond it: reading stops at the limit (and
+    zipfile at the declared size, whose CRC then fails)."""
+    with zipfile.ZipFile(exported) as archive:
+        manifest = archive.read("manifest.json")
+    big = rewrite(exported, tmp_path / "big.zip", {"manifest.json": b" " * (2 * export.MANIFEST_LIMIT) + manifest},
+                  compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ExportError, match="larger than"):
+        verify_export(big)
+    with pytest.raises(ExportError):
+        verify_export(patch_member(big, tmp_path / "lying.zip", "manifest.json", size=len(manifest)))
+
+
+def test_the_writer_refuses_a_manifest_the_verifier_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "MANIFEST_LIMIT", 1000)
+    with Ledger.open(tmp_path / "state", CONFIG) as ledger:
+        fill(ledger, 6)
+        with pytest.raises(ExportError, match="manifest would be larger"):
+            ledger.export(tmp_path / "export.zip")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["state"]
+
+
+def test_records_are_read_line_by_line_across_chunks(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines cut by chunk borders are joined again, at every border position."""
+    expected = verify_export(exported)
+    for chunk in (1, 7, 300):
+        monkeypatch.setattr(export, "COPY_CHUNK", chunk)
+        assert verify_export(exported) == expected

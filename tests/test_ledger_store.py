@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import cbor2
@@ -362,6 +363,51 @@ def test_planted_symlinks_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(StoreError, match="symlink"):
         Ledger.open(tmp_path, CONFIG)
     assert target.read_bytes() == b""
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("name", ["signing.key", "keys.cbor", "checkpoint.cbor", "00000000000000000000.seg"])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_directory_in_place_of_a_ledger_file_is_a_store_error(tmp_path: Path, name: str,
+                                                                read_only: bool) -> None:
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        fill(ledger, 6)
+    path = ledger_dir(tmp_path) / name
+    path.unlink()
+    path.mkdir()
+    before = open_fds()
+    with pytest.raises(StoreError, match=f"cannot open {name}: it is not a regular file"):
+        Ledger.open(tmp_path, CONFIG, read_only=read_only)
+    assert open_fds() == before  # the refused file's descriptor is closed too
+    assert path.is_dir() and list(path.iterdir()) == []
+
+
+def test_a_fifo_in_place_of_a_segment_is_refused_without_blocking(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        fill(ledger, 6)
+    segment = segment_paths(tmp_path)[0]
+    segment.unlink()
+    os.mkfifo(segment, 0o600)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Ledger.open(tmp_path, CONFIG, read_only=True).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=open_it, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # blocked opening the FIFO: a writer unblocks it, so that the thread can end
+        os.close(os.open(segment, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail("opening a FIFO segment blocked")
+    assert len(errors) == 1 and isinstance(errors[0], StoreError)
+    assert f"cannot open {segment.name}: it is not a regular file" in str(errors[0])
 
 
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:

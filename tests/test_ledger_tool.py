@@ -74,6 +74,21 @@ def test_usage_errors_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "no ledger" in capsys.readouterr().err
 
 
+def test_a_directory_in_place_of_a_segment_is_named(state: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    segment = segment_paths(state)[0]
+    segment.unlink()
+    segment.mkdir()
+    out = tmp_path / "export.zip"
+    for argv in (["ledger", "verify", "--state-dir", str(state)],
+                 ["ledger", "verify", "--state-dir", str(state), "--json"],
+                 ["ledger", "export", "--state-dir", str(state), "--out", str(out)]):
+        assert main(argv) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"privacy-agent: cannot open {segment.name}: it is not a regular file"), argv
+    assert not out.exists()
+
+
 def test_tools_refuse_a_store_in_use(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Ledger.open(state, CONFIG):
         assert main(["ledger", "verify", "--state-dir", str(state)]) == 1

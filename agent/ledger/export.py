@@ -17,6 +17,7 @@ segments.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,18 @@ COPY_CHUNK = 1 << 20
 JSONL_BATCH = 1024  # records per progress report
 JSONL_CHUNK = 4096  # lines (at least) per chunk handed to the writer thread, about 1.3 MB: see lines()
 WRITE_QUEUE = 2  # chunks waiting for the writer thread: bounds the memory the export uses
+# What the verifier reads whole, and so must bound (a zip member a few KiB long can inflate to gigabytes):
+# manifest.json grows by about 200 bytes per segment and per erased key, so 8 MiB is some 40,000 of them
+# (2.5 TB of log at the default segment size); the writer refuses to make a larger one.
+MANIFEST_LIMIT = 8 << 20
+SIGNATURE_LIMIT = 4096  # manifest.sig: 128 hex digits and a newline
+# A record is at most codec.MAX_PAYLOAD bytes of CBOR, and JSON spells none of them more than 13 times as long
+# (an empty byte string in a list: one byte of CBOR, `{"hex": ""}, ` in JSON); a longer line is no record.
+LINE_LIMIT = 16 * codec.MAX_PAYLOAD
+# What the writer uses; the verifier refuses the rest (encryption, other compression methods) up front, as
+# zipfile would fail on them with exceptions of its own mid-way.
+_COMPRESSION_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -187,6 +201,9 @@ def _write_zip(snapshot: Snapshot, handle: IO[bytes],
         _write_member(archive, RECORDS, builder.lines(), digests, background=True)
         manifest = _manifest(snapshot, builder, digests)
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        if len(manifest_bytes) > MANIFEST_LIMIT:  # an export that verify-export refuses is no use to anyone
+            raise ExportError("the export's manifest would be larger than verify-export accepts",
+                              limit=MANIFEST_LIMIT)
         archive.writestr(MANIFEST, manifest_bytes)
         if snapshot.signer is not None:
             archive.writestr(MANIFEST_SIGNATURE, snapshot.signer.sign(manifest_bytes).hex() + "\n")
@@ -433,6 +450,12 @@ def verify_export(path: Path) -> ExportReport:
         raise UsageError(f"export file not found: {Path(path).name}") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise ExportError(f"not a readable export zip: {exc}") from exc
+    except zlib.error as exc:  # where _reading does not name the file
+        raise ExportError("a file in the export is damaged: its compressed data cannot be inflated") from exc
+    except NotImplementedError as exc:  # _check_members refuses what zipfile cannot read; this is a backstop
+        raise ExportError("the export uses a zip feature that exports never use") from exc
+    except RecursionError as exc:  # json.loads on deep nesting; where the parsers do not say which file
+        raise ExportError("the export holds JSON nested too deeply to be read") from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a manifest of the wrong shape
         raise ExportError("the export's manifest is malformed") from exc
     except OSError as exc:
@@ -440,6 +463,7 @@ def verify_export(path: Path) -> ExportReport:
 
 
 def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
+    _check_members(archive)
     manifest = _read_manifest(archive)
     _check_file_hashes(archive, manifest)
     public_key = _hex_field(manifest, "public_key", 32)
@@ -447,7 +471,7 @@ def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
     checker = ChainChecker(public_key)
     erased = 0
     with archive.open(RECORDS) as lines:
-        line_iter = iter(lines)
+        line_iter = _lines(lines)
         for name in segments:
             if first_seq_of(name) is None:
                 raise ExportError("manifest names a file that is not a segment")
@@ -465,14 +489,64 @@ def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
                         public_key=public_key.hex(), erased_records=erased)
 
 
+def _check_members(archive: zipfile.ZipFile) -> None:
+    for info in archive.infolist():
+        if info.flag_bits & _UNSUPPORTED_FLAGS:
+            raise ExportError("a file in the export is encrypted or patched; exports never are",
+                              file=info.filename)
+        if info.compress_type not in _COMPRESSION_METHODS:
+            raise ExportError("a file in the export uses a compression method that exports never use",
+                              file=info.filename, method=info.compress_type)
+
+
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Name the file when zipfile lets its inflater's error through (damaged compressed data)."""
+    try:
+        yield
+    except zlib.error as exc:
+        raise ExportError("a file in the export is damaged: its compressed data cannot be inflated",
+                          file=name) from exc
+
+
+def _read_small(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """The whole of member ``name``, refused when larger than ``limit``: by its declared size first, then by
+    what it inflates to, since a crafted zip can declare any size."""
+    info = archive.getinfo(name)  # KeyError when it is missing
+    if info.file_size > limit:
+        raise ExportError(f"{name} is larger than an export ever makes it", limit=limit)
+    with _reading(name), archive.open(info) as member:
+        raw = member.read(limit + 1)
+    if len(raw) > limit:
+        raise ExportError(f"{name} is larger than an export ever makes it", limit=limit)
+    return raw
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """records.jsonl line by line (without the newline) in bounded memory: a line longer than LINE_LIMIT
+    is refused before it is read whole."""
+    rest = b""
+    while chunk := stream.read(COPY_CHUNK):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        # only the first whole line can hold a previous chunk's rest: the others are shorter than one chunk
+        if len(rest) > LINE_LIMIT or (lines and len(lines[0]) > LINE_LIMIT):
+            raise ExportError("a line of records.jsonl is longer than any record makes it", limit=LINE_LIMIT)
+        yield from lines
+    if rest:
+        yield rest
+
+
 def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     try:
-        raw = archive.read(MANIFEST)
+        raw = _read_small(archive, MANIFEST, MANIFEST_LIMIT)
         manifest = json.loads(raw)
     except KeyError as exc:
         raise ExportError("the export has no manifest.json") from exc
     except ValueError as exc:
         raise ExportError("manifest.json is not valid JSON") from exc
+    except RecursionError as exc:
+        raise ExportError("manifest.json is nested too deeply to be read") from exc
     required = ("schema", "records", "record_counts", "chain", "checkpoint", "public_key", "files")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise ExportError("manifest.json lacks required entries")
@@ -484,7 +558,8 @@ def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
 
 def _check_manifest_signature(archive: zipfile.ZipFile, raw: bytes, public_key: bytes) -> None:
     try:
-        signature = bytes.fromhex(archive.read(MANIFEST_SIGNATURE).decode("ascii").strip())
+        text = _read_small(archive, MANIFEST_SIGNATURE, SIGNATURE_LIMIT).decode("ascii")
+        signature = bytes.fromhex(text.strip())
     except KeyError as exc:
         raise ExportError("the export has no manifest.sig") from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -500,7 +575,7 @@ def _check_file_hashes(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> No
         raise ExportError("the files in the export differ from those its manifest lists")
     for name, expected in sorted(listed.items()):
         digest = hashlib.sha256()
-        with archive.open(name) as member:
+        with _reading(name), archive.open(name) as member:
             for chunk in iter(lambda m=member: m.read(COPY_CHUNK), b""):  # type: ignore[misc]
                 digest.update(chunk)
         if digest.hexdigest() != expected.get("sha256"):
@@ -518,6 +593,8 @@ def _check_line(raw: bytes | None, record: codec.Record) -> int:
         has_personal = "personal" in entry
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportError("a line of records.jsonl cannot be read", seq=record.seq) from exc
+    except RecursionError as exc:
+        raise ExportError("a line of records.jsonl is nested too deeply to be read", seq=record.seq) from exc
     if not same or has_personal != (record.sealed is not None):
         raise ExportError("records.jsonl does not match the segments", seq=record.seq)
     personal = entry.get("personal")

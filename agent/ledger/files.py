@@ -53,15 +53,32 @@ def open_for_append(path: Path, *, create: bool) -> int:
 
 def open_for_read(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDONLY | _NOFOLLOW)
+        return _open_regular(path)
     except OSError as exc:
         raise store_error("open", path, exc) from exc
+
+
+def _open_regular(path: Path) -> int:
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    A directory opens fine and fails only on the first read (and os.fdopen on it fails without closing the
+    fd); a FIFO would block the open itself, hence O_NONBLOCK until the type is known.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"cannot open {path.name}: it is not a regular file", path=str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_small(path: Path) -> bytes | None:
     """The whole of a small file, or None when it does not exist."""
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        fd = _open_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
