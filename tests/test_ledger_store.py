@@ -444,3 +444,15 @@ def test_a_symlinked_ledger_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="symlink"):
         Ledger.open(tmp_path / "state", CONFIG)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_missing_signing_key_is_named_and_not_replaced(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path, CONFIG) as ledger:
+        fill(ledger, 9)
+    key = ledger_dir(tmp_path) / "signing.key"
+    key.unlink()
+    with pytest.raises(StoreError, match=r"signing\.key is missing but the ledger has records"):
+        Ledger.open(tmp_path, CONFIG)
+    assert not key.exists()  # no new key that would not match the log's signed checkpoints
+    with pytest.raises(LogCorrupt, match=r"signing\.key is missing"):
+        Ledger.open(tmp_path, CONFIG, read_only=True)

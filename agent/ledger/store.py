@@ -214,6 +214,9 @@ class Ledger:
         path = self._directory / SIGNING_KEY_FILE
         private = files.read_small(path)
         if private is None and not self._read_only:
+            if self._segment_names():  # a new key would not match the checkpoints the log already holds
+                raise StoreError(f"{SIGNING_KEY_FILE} is missing but the ledger has records; restore it from a "
+                                 "backup", path=str(path))
             private = crypto.Signer.generate_private_bytes()
             files.atomic_write(path, private)
         if private is not None:
@@ -263,6 +266,9 @@ class Ledger:
             checkpoint = Checkpoint.from_fields(codec.loads(raw))
         except Exception as exc:  # any decoding failure of this small file is the same finding
             raise LogCorrupt("checkpoint file is damaged", segment=CHECKPOINT_FILE, offset=0) from exc
+        if self._public_key is None:  # read-only, and the device key is gone
+            raise LogCorrupt(f"{SIGNING_KEY_FILE} is missing: the checkpoint file cannot be checked against the "
+                             "device key", segment=SIGNING_KEY_FILE, offset=0)
         if checkpoint.public_key != self._public_key or not checkpoint.valid():
             raise LogCorrupt("checkpoint file signature invalid", segment=CHECKPOINT_FILE, offset=0)
         if checkpoint.count >= self._state.checker.count:
