@@ -9,7 +9,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from agent.errors import AgentError
+from agent.errors import AgentError, UsageError
 from agent.sim.modem import SimModem
 from agent.sim.pty import SimPtyServer
 
@@ -40,8 +40,14 @@ def _serve(modem: SimModem, args: argparse.Namespace, stop: threading.Event) -> 
         links = _links(args, Path(tmp))
         try:
             server = SimPtyServer(modem, links).start()
-        except (AgentError, OSError) as exc:
+        except UsageError as exc:  # a link path given by the user: missing directory, taken, unwritable
             print(f"privacy-agent sim: {exc}", file=sys.stderr)
+            return 2
+        except AgentError as exc:
+            print(f"privacy-agent sim: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # openpty itself: no ptys left, not the user's arguments
+            print(f"privacy-agent sim: cannot open a pseudo-terminal: {exc.strerror or exc}", file=sys.stderr)
             return 1
         try:
             for channel, path in links.items():
