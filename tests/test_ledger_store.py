@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from pytest_mock import MockerFixture
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
-from agent.ledger import Ledger, LedgerConfig
+from agent.ledger import Ledger, LedgerConfig, RecordRef
 from tests.ledger_support import CONFIG, FakeClock, copy_state, fill, frame_offsets, ledger_dir, segment_paths
 
 SMALL_SEGMENTS = LedgerConfig(flush_thread=False, checkpoint_every=5, segment_bytes=4096)
@@ -28,6 +29,10 @@ def test_append_returns_sequence_and_head(tmp_path: Path) -> None:
         second = ledger.append("fix_access", {"purpose": "fleet"}, personal={"lat_e7": 1, "lon_e7": 2})
         assert (first.seq, second.seq) == (0, 1)
         assert ledger.head() == (2, second.hash)
+        # built field by field for speed: the same value, as immutable, as the constructor makes
+        assert second == RecordRef(1, second.hash) and repr(second) == repr(RecordRef(1, second.hash))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            second.seq = 5  # type: ignore[misc]
         record = ledger.last_record_of_type("fix_access")
         assert record is not None and ledger.open_personal(record) == {"lat_e7": 1, "lon_e7": 2}
         assert b"\x01" not in record.fields.get("purpose", "").encode()

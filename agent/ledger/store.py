@@ -81,6 +81,18 @@ class RecordRef:
     hash: str
 
 
+_set_ref_seq, _set_ref_hash = (getattr(RecordRef, name).__set__ for name in ("seq", "hash"))
+
+
+def _record_ref(seq: int, digest_hex: str) -> RecordRef:
+    """``RecordRef(seq, digest_hex)`` without the frozen dataclass's ``object.__setattr__`` per field (as
+    codec.make_record does): one is made for every append."""
+    ref: RecordRef = object.__new__(RecordRef)
+    _set_ref_seq(ref, seq)
+    _set_ref_hash(ref, digest_hex)
+    return ref
+
+
 @dataclass(frozen=True, slots=True)
 class TornTail:
     """What recovery cut off (or, read-only, would cut off) at the end of the last segment."""
@@ -151,6 +163,9 @@ class Ledger:
         self._directory = directory
         self._config = config
         self._clock = clock
+        # The wall clock is read for every record; the system clock's method is a Python call around
+        # time.time, which a durable append pays between two fsyncs (cold caches), so it is skipped.
+        self._wall: Callable[[], float] = time.time if type(clock) is SystemClock else clock.wall
         self._read_only = read_only
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -335,7 +350,7 @@ class Ledger:
         if state.segments[-1][1] >= self._config.segment_bytes:
             self._rotate()  # before the record is built: rotation itself appends a checkpoint
         checker = state.checker
-        time_ms = max(0, int(self._clock.wall() * 1000))  # as _now_ms, one call less
+        time_ms = max(0, int(self._wall() * 1000))  # as _now_ms, one call less
         if time_ms > codec.MAX_TIME_MS:
             raise StoreError("the system clock is past the year 9999; records cannot be dated")
         seq = checker.count
@@ -359,7 +374,7 @@ class Ledger:
             self._dirty_since = time.monotonic()
         if len(self._pending) >= WRITE_BUFFER:
             self._write_pending()
-        return RecordRef(seq, digest.hex())
+        return _record_ref(seq, digest.hex())
 
     def _seal(self, seq: int, record_type: str, personal: Mapping[str, Any], epoch: int | None,
               time_ms: int) -> codec.Sealed:
@@ -376,7 +391,7 @@ class Ledger:
         return changed
 
     def _now_ms(self) -> int:
-        return max(0, int(self._clock.wall() * 1000))
+        return max(0, int(self._wall() * 1000))
 
     # -- writing and syncing ------------------------------------------------------------------------------
     def _write_pending(self) -> None:
