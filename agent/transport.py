@@ -75,17 +75,15 @@ def open_port(url: str, *, read_timeout_s: float = 0.1, baudrate: int = 115200, 
         UsageError: the URL is empty, names a scheme pyserial does not know, or its handler cannot parse it.
         PortUnavailable: the port exists in principle but cannot be opened now.
     """
-    if not url or not isinstance(url, str):
-        raise UsageError("port URL is empty")
+    _require_url(url)
     try:
         handle = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s, write_timeout=5.0, **options)
     except ValueError as exc:
-        raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
+        raise _unusable(url, exc) from exc
     except _PORT_ERRORS as exc:
         raise PortUnavailable("cannot open port", port=url, reason=_reason(exc)) from exc
-    except Exception as exc:  # as in check_url: a URL handler's own failure must not end a reader thread
-        raise UsageError(f"cannot use port URL: its handler cannot parse it ({type(exc).__name__})",
-                         port=url) from exc
+    except Exception as exc:  # a URL handler's own failure must not end a reader thread
+        raise _unusable(url, exc) from exc
     return Port(url, handle)
 
 
@@ -93,21 +91,30 @@ def check_url(url: str) -> None:
     """Raise UsageError when ``url`` can never be opened: empty, an unknown scheme, or a ``scheme://`` URL its
     handler cannot parse (``sim://ec25?seed=x``, ``loop://?bogus=1``). A device path is not checked: a tty
     that is missing now may be plugged in later."""
-    if not url or not isinstance(url, str):
-        raise UsageError("port URL is empty")
+    _require_url(url)
     try:
         handle = serial.serial_for_url(url, do_not_open=True)
     except ValueError as exc:
-        raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
+        raise _unusable(url, exc) from exc
     parse = getattr(handle, "from_url", None)
     if "://" in url and callable(parse):
         try:
             parse(url)  # pyserial's URL handlers parse here, at open; nothing is opened
-        except (serial.SerialException, ValueError) as exc:
-            raise UsageError(f"cannot use port URL: {exc}", port=url) from exc
-        except Exception as exc:  # a handler failing on its own error message (loop://?bogus=1: KeyError)
-            raise UsageError(f"cannot use port URL: its handler cannot parse it ({type(exc).__name__})",
-                             port=url) from exc
+        except Exception as exc:  # including a handler failing on its own message (loop://?bogus=1: KeyError)
+            raise _unusable(url, exc) from exc
+
+
+def _require_url(url: str) -> None:
+    if not url or not isinstance(url, str):
+        raise UsageError("port URL is empty")
+
+
+def _unusable(url: str, exc: Exception) -> UsageError:
+    """The UsageError for a URL pyserial refuses: its own message when it wrote one (ValueError, or
+    SerialException from a URL handler), else only the kind of failure."""
+    if isinstance(exc, ValueError | serial.SerialException):
+        return UsageError(f"cannot use port URL: {exc}", port=url)
+    return UsageError(f"cannot use port URL: its handler cannot parse it ({type(exc).__name__})", port=url)
 
 
 def _reason(exc: BaseException) -> str:

@@ -164,14 +164,8 @@ def loads(data: bytes) -> Any:
 # -- records ------------------------------------------------------------------------------------------------
 def encode_record(*, seq: int, time_ms: int, record_type: str, prev_hash: bytes, fields: Mapping[str, Any],
                   sealed: Sealed | None) -> bytes:
-    # Built in canonical key order already (f p t v seq prev type), so only the fields need ordering; the
-    # usual flat map of scalars is ordered here rather than in _ordered (one call less per durable append).
-    if type(fields) is dict and _SCALARS.issuperset(map(type, fields.values())):
-        keys = tuple(fields)
-        order = _KEY_ORDERS.get(keys) or _canonical_order(keys)
-        ordered = fields if order == keys else {key: fields[key] for key in order}
-    else:
-        ordered = _ordered(dict(fields))
+    # Built in canonical key order already (f p t v seq prev type), so only the fields need ordering.
+    ordered = _ordered(fields if type(fields) is dict else dict(fields))
     if sealed is None:
         return cbor2.dumps({"f": ordered, "t": time_ms, "v": SCHEMA_VERSION, "seq": seq, "prev": prev_hash,
                             "type": record_type})
@@ -186,9 +180,7 @@ def record_hash(payload: bytes) -> bytes:
 
 def frame_and_hash(payload: bytes) -> tuple[bytes, bytes]:
     """``(encode_frame(payload), record_hash(payload))`` in one call, for the append path."""
-    size = len(payload)
-    header = _FRAME_HEADERS.get(size) or _frame_header(size)
-    return b"".join((header, payload, CRC.pack(zlib.crc32(payload)))), hashlib.sha256(payload).digest()
+    return encode_frame(payload), hashlib.sha256(payload).digest()
 
 
 def decode_record(payload: bytes, *, segment: str, offset: int) -> Record:

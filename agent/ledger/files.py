@@ -102,9 +102,7 @@ def write_and_sync(fd: int, data: bytes | bytearray, path: Path) -> None:
     operation = "write"
     try:
         if data:
-            written = os.write(fd, data)  # here, not in _write_all: one call less per durable append
-            if written < len(data):
-                _write_all(fd, data[written:])
+            _write_all(fd, data)
         operation = "fsync"
         os.fdatasync(fd)
     except OSError as exc:

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-_sha256 = hashlib.sha256
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -56,7 +55,7 @@ class CompactTree:
     def _hash_unhashed(self) -> None:
         unhashed, self._unhashed = self._unhashed, []
         for data in unhashed:
-            self._push(_sha256(b"\x00" + data).digest())
+            self._push(leaf_hash(data))
 
     def _push(self, leaf: bytes) -> None:
         node = leaf

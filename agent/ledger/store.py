@@ -163,9 +163,6 @@ class Ledger:
         self._directory = directory
         self._config = config
         self._clock = clock
-        # The wall clock is read for every record; the system clock's method is a Python call around
-        # time.time, which a durable append pays between two fsyncs (cold caches), so it is skipped.
-        self._wall: Callable[[], float] = time.time if type(clock) is SystemClock else clock.wall
         self._read_only = read_only
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -323,11 +320,10 @@ class Ledger:
             if self._failed is not None or self._closed or self._read_only:
                 self._require_writable()
             ref = self._append_locked(record_type, fields, personal, epoch)
-            # Written out rather than in helpers: every call between two fsyncs of durable appends shows in
-            # their rate (the caches are cold after each fsync).
-            if self._keys.generation != self._key_generation:  # a new epoch's key, or an erasure
-                self._key_generation = self._keys.generation
+            if self._live_key_changed():
                 self._apply_retention()
+            # The checkpoint test written out here: it runs for every record, between a durable write and
+            # its fsync.
             state, config = self._state, self._config
             since = state.checker.count - state.last_checkpoint_count  # at least this record
             if since >= config.checkpoint_every or \
@@ -350,7 +346,7 @@ class Ledger:
         if state.segments[-1][1] >= self._config.segment_bytes:
             self._rotate()  # before the record is built: rotation itself appends a checkpoint
         checker = state.checker
-        time_ms = max(0, int(self._wall() * 1000))  # as _now_ms, one call less
+        time_ms = self._now_ms()
         if time_ms > codec.MAX_TIME_MS:
             raise StoreError("the system clock is past the year 9999; records cannot be dated")
         seq = checker.count
@@ -391,7 +387,7 @@ class Ledger:
         return changed
 
     def _now_ms(self) -> int:
-        return max(0, int(self._wall() * 1000))
+        return max(0, int(self._clock.wall() * 1000))
 
     # -- writing and syncing ------------------------------------------------------------------------------
     def _write_pending(self) -> None:
