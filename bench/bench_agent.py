@@ -252,7 +252,7 @@ def daemon_idle(seconds: float) -> dict[str, Result]:
 
 def run(quick: bool) -> dict[str, Result]:
     results = {
-        "at_roundtrip_pty": at_roundtrip(200 if quick else 1000),
+        "at_roundtrip_pty": at_roundtrip(500 if quick else 1000),
         "gate_latency": gate_latency(200),
         "hardware_off_latency": hardware_off_latency(9 if quick else 20),
     }
