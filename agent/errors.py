@@ -11,6 +11,7 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |- UsageError                   also ValueError: bad command-line or request arguments
     |- TransportError               a port could not be opened, read or written
     |  |- PortUnavailable           open failed, or the port vanished (unplug, re-enumeration)
+    |  |  `- PortBusy               another program holds the port's exclusive lock (one owner per modem)
     |  `- TransportTimeout          also TimeoutError
     |- ProtocolError                abstract, as in h11
     |  |- LocalProtocolError        we misused a core (command while busy, CR in an argument)
@@ -31,7 +32,10 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |- ControlError                 the control socket protocol: bad request, refused, unreachable
     |  |- PermissionDenied          the peer's credentials do not allow the request
     |  `- AgentUnreachable          privacyctl cannot reach the daemon
-    `- GuardError                   the on-module firmware guard answered badly or not at all
+    |- GuardError                   the on-module firmware guard answered badly or not at all
+    `- SinkError                    an upload sink could not take a message
+       |- SinkRejected              permanent: the sink refused this message (never retried; dead-lettered)
+       `- SinkUnavailable           transient: the sink is down, slow or busy (retried with backoff)
 
 Caller bugs (wrong types, impossible arguments to internal functions) stay ``ValueError``/``TypeError``.
 """
@@ -74,6 +78,10 @@ class TransportError(AgentError):
 
 class PortUnavailable(TransportError):
     """The port cannot be opened, or it vanished (pty closed, USB unplugged or re-enumerated)."""
+
+
+class PortBusy(PortUnavailable):
+    """Another program holds the port's exclusive lock: the agent refuses to share a modem."""
 
 
 class TransportTimeout(TransportError, TimeoutError):
@@ -178,3 +186,15 @@ class AgentUnreachable(ControlError):
 
 class GuardError(AgentError):
     """The on-module firmware guard answered badly or not at all."""
+
+
+class SinkError(AgentError):
+    """An upload sink could not take a message."""
+
+
+class SinkRejected(SinkError):
+    """The sink refused this message for good (e.g. HTTP 4xx): it is dead-lettered, never retried."""
+
+
+class SinkUnavailable(SinkError):
+    """The sink is down, slow or busy (connection error, timeout, HTTP 408/429/5xx): retried with backoff."""
