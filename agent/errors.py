@@ -31,6 +31,7 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |  `- StateDamaged              desired.json does not hold a desired state (the ledger then decides)
     |- ControlError                 the control socket protocol: bad request, refused, unreachable
     |  |- PermissionDenied          the peer's credentials do not allow the request
+    |  |- AgentBusy                 every connection slot the peer may take is in use; retry later
     |  `- AgentUnreachable          privacyctl cannot reach the daemon
     |- GuardError                   the on-module firmware guard answered badly or not at all
     `- SinkError                    an upload sink could not take a message
@@ -178,6 +179,10 @@ class ControlError(AgentError):
 
 class PermissionDenied(ControlError):
     """The peer's credentials do not allow the request."""
+
+
+class AgentBusy(ControlError):
+    """Every connection slot the peer may take is in use; clients retry with backoff."""
 
 
 class AgentUnreachable(ControlError):
