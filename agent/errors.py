@@ -26,6 +26,7 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |  `- LeakDetected              an identifier was found in an outbound payload
     |- StoreError                   the ledger cannot be trusted to keep what it is given (fatal for the store)
     |  |- LogCorrupt                .segment, .offset: verification failed at an exact place
+    |  |  `- LogTruncated           .missing: records lost below the newest signed head
     |  |- KeyStoreError             the key store cannot be read or written
     |  |- ExportError               an export cannot be written or does not verify
     |  `- StateDamaged              desired.json does not hold a desired state (the ledger then decides)
@@ -158,6 +159,17 @@ class LogCorrupt(StoreError):
         super().__init__(message, segment=segment, offset=offset, **details)
         self.segment = segment
         self.offset = offset
+
+
+class LogTruncated(LogCorrupt):
+    """Records are missing below the newest signed head: ``missing`` of the ``head_size`` it vouches for."""
+
+    def __init__(self, message: str, *, segment: str, offset: int, missing: int, head_size: int,
+                 **details: Any) -> None:
+        super().__init__(message, segment=segment, offset=offset, missing=missing, head_size=head_size,
+                         **details)
+        self.missing = missing
+        self.head_size = head_size
 
 
 class KeyStoreError(StoreError):
