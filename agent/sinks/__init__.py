@@ -81,8 +81,8 @@ def _split(name: str, url: str) -> SplitResult:
         parts = urlsplit(url)
     except ValueError as exc:
         raise ConfigError("sink URL cannot be parsed", sink=name) from exc
-    if parts.fragment:
-        raise ConfigError("sink URL must not have a #fragment", sink=name)
+    if "#" in url:
+        raise ConfigError("sink URL must not contain '#' (a fragment, or an MQTT wildcard)", sink=name)
     try:
         has_credentials = parts.username is not None or parts.password is not None
     except ValueError as exc:
