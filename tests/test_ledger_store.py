@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_mock import MockerFixture
 
-from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
+from agent.errors import ConfigError, LogCorrupt, LogTruncated, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig, RecordRef
 from tests.ledger_support import CONFIG, FakeClock, copy_state, fill, frame_offsets, ledger_dir, segment_paths
 
@@ -25,12 +25,12 @@ SMALL_SEGMENTS = LedgerConfig(flush_thread=False, checkpoint_every=5, segment_by
 
 def test_append_returns_sequence_and_head(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, CONFIG) as ledger:
-        first = ledger.append("switch", {"desired": "off", "by_uid": 0})
+        first = ledger.append("switch", {"desired": "off", "by_uid": 0})  # and a checkpoint after it
         second = ledger.append("fix_access", {"purpose": "fleet"}, personal={"lat_e7": 1, "lon_e7": 2})
-        assert (first.seq, second.seq) == (0, 1)
-        assert ledger.head() == (2, second.hash)
+        assert (first.seq, second.seq) == (0, 2)
+        assert ledger.head() == (3, second.hash)
         # built field by field for speed: the same value, as immutable, as the constructor makes
-        assert second == RecordRef(1, second.hash) and repr(second) == repr(RecordRef(1, second.hash))
+        assert second == RecordRef(2, second.hash) and repr(second) == repr(RecordRef(2, second.hash))
         with pytest.raises(dataclasses.FrozenInstanceError):
             second.seq = 5  # type: ignore[misc]
         record = ledger.last_record_of_type("fix_access")
@@ -49,7 +49,9 @@ def test_append_reopen_append_keeps_one_chain(tmp_path_factory: pytest.TempPathF
             before = ledger.head()[0]
             fill(ledger, batch)
             assert ledger.head()[0] >= before + batch
-            expected = ledger.head()[0]
+        with Ledger.open(state, SMALL_SEGMENTS, read_only=True) as ledger:
+            expected = ledger.head()[0]  # with the checkpoint of the clean stop
+            assert batch == 0 or ledger.last_record_of_type("checkpoint") == list(ledger.records())[-1]
     with Ledger.open(state, SMALL_SEGMENTS) as ledger:
         report = ledger.verify()
         assert report.records == expected
@@ -62,6 +64,7 @@ def test_append_reopen_append_keeps_one_chain(tmp_path_factory: pytest.TempPathF
 def test_segments_rotate_and_chain_across_them(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, SMALL_SEGMENTS) as ledger:
         fill(ledger, 120)
+    with Ledger.open(tmp_path, SMALL_SEGMENTS, read_only=True) as ledger:
         report = ledger.verify()
     assert report.segments == len(segment_paths(tmp_path)) > 2
     with Ledger.open(tmp_path, SMALL_SEGMENTS) as ledger:
@@ -82,11 +85,16 @@ def test_last_record_of_type_survives_reopen(tmp_path: Path) -> None:
 # -- recovery -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log as a crash leaves it: its last records (the two after the last switch) come after the newest
+    signed head, so cutting them is a torn tail, not a loss below the head."""
     state = tmp_path_factory.mktemp("built")
     with Ledger.open(state, CONFIG) as ledger:
-        fill(ledger, 9)
+        fill(ledger, 8)
         ledger.append("fix_access", {"purpose": "last"}, personal={"lat_e7": 5, "lon_e7": 6})
-    return state
+        ledger.flush()
+        crashed = copy_state(state, tmp_path_factory.mktemp("crashed") / "s")
+        assert ledger.head()[0] == ledger.last_record_of_type("checkpoint").seq + 3  # type: ignore[union-attr]
+    return crashed
 
 
 def test_truncation_at_every_offset_of_the_last_record_recovers_to_the_previous(
@@ -105,8 +113,8 @@ def test_truncation_at_every_offset_of_the_last_record_recovers_to_the_previous(
             if cut == start:  # ends on a frame boundary: nothing torn, nothing to record
                 assert len(records) == count - 1
                 continue
-            recovery = records[-1]
-            assert (len(records), recovery.type) == (count, "recovery")
+            recovery = records[-2]  # and a checkpoint after it
+            assert (len(records), recovery.type, records[-1].type) == (count + 1, "recovery", "checkpoint")
             assert recovery.fields["offset"] == start and recovery.fields["truncated_bytes"] == cut - start
             ledger.verify()
 
@@ -200,15 +208,20 @@ def test_a_missing_middle_segment_is_named(tmp_path: Path) -> None:
     assert (caught.value.segment, caught.value.offset) == (paths[2].name, 0)
 
 
-def test_a_missing_last_segment_is_noticed_through_the_checkpoint(tmp_path: Path) -> None:
+def test_a_missing_last_segment_is_noticed_through_the_head_file(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, SMALL_SEGMENTS) as ledger:
         fill(ledger, 120)
+        total = ledger.head()[0] + 1  # and the checkpoint of the clean stop
     paths = segment_paths(tmp_path)
+    lost = len(frame_offsets(paths[-1]))
     paths[-1].unlink()
-    with pytest.raises(LogCorrupt) as caught:
-        Ledger.open(tmp_path, SMALL_SEGMENTS)
+    with Ledger.open(tmp_path, SMALL_SEGMENTS, read_only=True) as ledger, \
+            pytest.raises(LogTruncated) as caught:
+        ledger.verify()
     assert caught.value.segment == paths[-2].name
     assert caught.value.offset == paths[-2].stat().st_size
+    assert (caught.value.missing, caught.value.head_size) == (lost, total)
+    assert f"{lost} records missing below the signed head of {total} records" in str(caught.value)
 
 
 def test_a_cut_in_a_middle_segment_is_corruption(tmp_path: Path) -> None:
@@ -227,6 +240,9 @@ def test_a_forged_checkpoint_signature_is_corruption(built: Path, tmp_path: Path
     with Ledger.open(other, CONFIG) as ledger:
         ledger.append("switch", {})
     shutil.copy(ledger_dir(other) / "signing.key", ledger_dir(state) / "signing.key")
+    with pytest.raises(LogCorrupt, match="another key"):
+        Ledger.open(state, CONFIG)
+    (ledger_dir(state) / "checkpoint.cbor").unlink()  # the checkpoints in the log are checked too
     with pytest.raises(LogCorrupt, match="another key"):
         Ledger.open(state, CONFIG)
 
@@ -300,9 +316,11 @@ def test_a_short_write_is_finished_before_the_sync(tmp_path: Path, mocker: Mocke
         mocker.patch("os.write", new=half_then_whole)
         ledger.append("switch", {"desired": "off"})
         mocker.stopall()
-    assert len(calls) == 2 and calls[1] == calls[0] - calls[0] // 2
+    # the record and its checkpoint in one write, finished by a second; then the head file's
+    assert len(calls) == 3 and calls[1] == calls[0] - calls[0] // 2
     with Ledger.open(tmp_path, CONFIG) as reopened:
-        assert [record.fields for record in reopened.records()] == [{"desired": "off"}]
+        assert [record.type for record in reopened.records()] == ["switch", "checkpoint"]
+        assert next(reopened.records()).fields == {"desired": "off"}
 
 
 def test_close_makes_group_committed_records_durable(tmp_path: Path) -> None:
@@ -310,7 +328,8 @@ def test_close_makes_group_committed_records_durable(tmp_path: Path) -> None:
         fill(ledger, 5, personal=False)
         count = ledger.head()[0]
     with Ledger.open(tmp_path, CONFIG) as ledger:
-        assert ledger.head()[0] == count
+        assert ledger.head()[0] == count + 1  # and the checkpoint of the clean stop
+        assert ledger.last_record_of_type("checkpoint").seq == count  # type: ignore[union-attr]
 
 
 # -- bad input, permissions, locking ------------------------------------------------------------------------
@@ -334,12 +353,13 @@ def test_a_clock_past_year_9999_is_refused_and_writes_nothing(tmp_path: Path) ->
         clock.now = 253_402_300_800.0  # 10000-01-01T00:00:00Z
         with pytest.raises(StoreError, match="clock"):
             ledger.append("switch", {"desired": "on", "generation": 2, "by_uid": 0})
-        assert ledger.head()[0] == 1
+        assert ledger.head()[0] == 2  # the first switch and its checkpoint
         assert segment_paths(tmp_path)[-1].stat().st_size == size
         clock.now = 1_700_000_001.0
         ledger.append("switch", {"desired": "on", "generation": 2, "by_uid": 0})
     with Ledger.open(tmp_path, CONFIG) as reopened:
-        assert [record.fields["desired"] for record in reopened.records()] == ["off", "on"]
+        assert [record.fields["desired"] for record in reopened.records() if record.type == "switch"] == \
+            ["off", "on"]
 
 
 @pytest.mark.parametrize("changes", [{"group_commit_ms": 1001}, {"checkpoint_every": 0},

@@ -12,7 +12,7 @@ import pytest
 from agent.ledger import Ledger
 from agent.ledger.export import terminal_progress
 from agent.main import main
-from tests.ledger_support import CONFIG, fill, frame_offsets, segment_paths
+from tests.ledger_support import CONFIG, copy_state, fill, frame_offsets, segment_paths
 
 
 @pytest.fixture
@@ -44,14 +44,40 @@ def test_verify_names_segment_and_offset_of_damage(state: Path, capsys: pytest.C
     assert (report["verified"], report["segment"], report["offset"]) == (False, segment.name, start)
 
 
-def test_verify_reports_a_torn_tail_and_changes_nothing(state: Path,
+@pytest.fixture
+def crashed(tmp_path: Path) -> Path:
+    """A state dir as a crash leaves it: the last records come after the newest signed head."""
+    with Ledger.open(tmp_path / "live", CONFIG) as ledger:
+        fill(ledger, 9)
+        ledger.append("upload", {"sink": "file"})
+        ledger.flush()
+        return copy_state(tmp_path / "live", tmp_path / "crashed")
+
+
+def test_verify_reports_a_torn_tail_and_changes_nothing(crashed: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    segment = segment_paths(state)[-1]
+    segment = segment_paths(crashed)[-1]
     os.truncate(segment, segment.stat().st_size - 2)
     before = segment.read_bytes()
-    assert main(["ledger", "verify", "--state-dir", str(state)]) == 1
+    assert main(["ledger", "verify", "--state-dir", str(crashed)]) == 1
     assert "torn tail" in capsys.readouterr().out
     assert segment.read_bytes() == before
+
+
+def test_verify_names_how_many_records_are_missing_below_the_head(state: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    segment = segment_paths(state)[-1]
+    frames = frame_offsets(segment)
+    with Ledger.open(state, read_only=True) as ledger:
+        total = ledger.head()[0]
+    os.truncate(segment, frames[-3][0])
+    before = segment.read_bytes()
+    assert main(["ledger", "verify", "--state-dir", str(state)]) == 1
+    assert f"3 records missing below the signed head of {total} records" in capsys.readouterr().err
+    assert main(["ledger", "verify", "--state-dir", str(state), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["verified"], report["missing"], report["head_size"]) == (False, 3, total)
+    assert segment.read_bytes() == before  # offline tools change nothing
 
 
 def test_export_then_verify_export(state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

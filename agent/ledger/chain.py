@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import LogCorrupt
+from agent.errors import LogCorrupt, LogTruncated
 from agent.ledger import codec, crypto, merkle
 
 CHECKPOINT_CONTEXT = "quectel-privacy-agent/checkpoint/1"
@@ -114,18 +114,28 @@ class ChainChecker(LinkChecker):
 
     ``public_key``: the device key checkpoints must be signed with; None accepts the key a checkpoint names
     (the signature is still checked, but then it only shows the log was not altered after signing).
+
+    ``watch``: a signed head (from the head file) to look for: ``watch_seen`` once its checkpoint record is
+    read, exactly as signed; ``watch_acknowledged`` once a ``recovery`` record names it as a head whose records
+    were lost (see :func:`check_head`).
     """
 
-    def __init__(self, public_key: bytes | None = None) -> None:
+    def __init__(self, public_key: bytes | None = None, watch: Checkpoint | None = None) -> None:
         super().__init__()
         self.public_key = public_key
         self.tree = merkle.CompactTree()
         self.checkpoints = 0
         self.last_checkpoint: Checkpoint | None = None
+        self.watch = watch
+        self.watch_seen = False
+        self.watch_acknowledged = False
 
     def add(self, record: codec.Record, offset: int) -> None:
         if record.type == "checkpoint":
             self._check_checkpoint(record, offset)
+        elif record.type == "recovery" and self.watch is not None and \
+                record.fields.get("lost_head_sig") == self.watch.signature.hex():
+            self.watch_acknowledged = True
         super().add(record, offset)
         self.tree.append_leaf(record.payload)
 
@@ -143,3 +153,39 @@ class ChainChecker(LinkChecker):
                              offset=offset)
         self.checkpoints += 1
         self.last_checkpoint = checkpoint
+        if self.watch is not None and checkpoint.count == self.watch.count:
+            self.watch_seen = checkpoint == self.watch
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """Records lost below the newest signed head: the head vouches for ``head_size`` records (the records its
+    checkpoint signs and the checkpoint record itself), the log holds ``found_size`` of them."""
+
+    missing: int
+    head_size: int
+    found_size: int
+
+    def error(self, *, segment: str, offset: int) -> LogTruncated:
+        return LogTruncated(f"{self.missing} records missing below the signed head of {self.head_size} records "
+                            f"(the log holds {self.found_size})", segment=segment, offset=offset,
+                            missing=self.missing, head_size=self.head_size, found_size=self.found_size)
+
+
+def check_head(checker: ChainChecker, *, segment: str, offset: int) -> Truncation | None:
+    """After ``checker`` has read a whole log with a head to watch: the truncation that head shows, if any.
+
+    A head whose loss a ``recovery`` record already states is settled (the loss stays in the log). A log that
+    reaches past the head without holding its checkpoint as signed is another log: :class:`LogCorrupt` at
+    ``segment``/``offset`` (where the caller found the log's end).
+    """
+    head = checker.watch
+    if head is None or checker.watch_acknowledged:
+        return None
+    head_size = head.count + 1
+    if checker.count < head_size:
+        return Truncation(missing=head_size - checker.count, head_size=head_size, found_size=checker.count)
+    if not checker.watch_seen:
+        raise LogCorrupt("the log does not hold the checkpoint of its signed head (it was rewritten)",
+                         segment=segment, offset=offset, head_size=head_size)
+    return None

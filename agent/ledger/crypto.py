@@ -7,6 +7,8 @@ far below the 2**32 random-nonce limit for one key.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -79,3 +81,13 @@ def signature_valid(public_key: bytes, message: bytes, signature: bytes) -> bool
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+FINGERPRINT_PREFIX = "SHA256:"
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """``SHA256:`` and the unpadded standard base64 of SHA-256 over the raw 32-byte Ed25519 public key (43
+    characters; the style of OpenSSH's fingerprints, but over the raw key, not an SSH key blob)."""
+    digest = hashlib.sha256(public_key).digest()
+    return FINGERPRINT_PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")

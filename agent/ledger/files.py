@@ -6,10 +6,12 @@ the errno text only; paths hold no personal data, but keep messages short).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from agent.errors import StoreError
@@ -75,8 +77,9 @@ def _open_regular(path: Path) -> int:
     return fd
 
 
-def read_small(path: Path) -> bytes | None:
-    """The whole of a small file, or None when it does not exist."""
+def read_small(path: Path, limit: int | None = None) -> bytes | None:
+    """The whole of a small file, or None when it does not exist; ``limit``: refuse one larger than this many
+    bytes (checked as it is read, so that a file growing meanwhile is refused too)."""
     try:
         fd = _open_regular(path)
     except FileNotFoundError:
@@ -85,9 +88,12 @@ def read_small(path: Path) -> bytes | None:
         raise store_error("open", path, exc) from exc
     try:
         with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+            data = handle.read() if limit is None else handle.read(limit + 1)
     except OSError as exc:
         raise store_error("read", path, exc) from exc
+    if limit is not None and len(data) > limit:
+        raise StoreError(f"{path.name} is larger than the ledger ever writes it", path=str(path), limit=limit)
+    return data
 
 
 def write_all(fd: int, data: bytes | bytearray, path: Path) -> None:
@@ -129,25 +135,31 @@ def sync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: a 0600 temporary file, fsync, rename over, fsync the directory."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """Replace ``path`` with ``data``: a 0600 temporary file of an unpredictable name made with O_EXCL in the
+    same directory (tempfile.mkstemp, so a planted name cannot redirect it), fsync, rename over, fsync the
+    directory. A reader sees the old file or the new one, never a mix; after a power cut, one of the two."""
     try:
-        temporary.unlink(missing_ok=True)  # a crash leftover or a planted symlink
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise store_error("create", temporary, exc) from exc
+        raise store_error("create a temporary file for", path, exc) from exc
+    temporary = Path(name)
     try:
-        write_all(fd, data, temporary)
         try:
-            os.fsync(fd)
+            write_all(fd, data, temporary)
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise store_error("fsync", temporary, exc) from exc
+        finally:
+            os.close(fd)
+        try:
+            os.replace(temporary, path)
         except OSError as exc:
-            raise store_error("fsync", temporary, exc) from exc
-    finally:
-        os.close(fd)
-    try:
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise store_error("rename", path, exc) from exc
+            raise store_error("rename", path, exc) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
     sync_dir(path.parent)
 
 

@@ -5,7 +5,8 @@ Layout of ``<state dir>/ledger/`` (0700, every file 0600)::
     00000000000000000000.seg   segments, named by the sequence number of their first record
     keys.cbor                  data keys and tombstones (see keystore)
     signing.key                the device's Ed25519 checkpoint key (32-byte seed)
-    checkpoint.cbor            the latest signed checkpoint (also in the log), to notice a lost last segment
+    checkpoint.cbor            the head file: the newest signed checkpoint (also in the log), so that
+                               records lost below it (a cut or deleted last segment) are noticed
     lock                       flock: one writer at a time; offline tools refuse a store in use
 
 Thread safety: every public method takes one lock. Group-committed records are fsynced by a small background
@@ -29,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
 from agent.ledger import codec, crypto, files
-from agent.ledger.chain import ChainChecker, Checkpoint, checkpoint_message, first_seq_of, segment_name
+from agent.ledger.chain import (
+    ChainChecker,
+    Checkpoint,
+    Truncation,
+    check_head,
+    checkpoint_message,
+    first_seq_of,
+    segment_name,
+)
 from agent.ledger.keystore import KeyInfo, KeyStore
 from agent.ledger.segments import SegmentScan
 from agent.model import Clock, SystemClock
@@ -39,7 +48,9 @@ if TYPE_CHECKING:
 
 LEDGER_DIR = "ledger"
 SIGNING_KEY_FILE = "signing.key"
-CHECKPOINT_FILE = "checkpoint.cbor"
+CHECKPOINT_FILE = "checkpoint.cbor"  # the head file
+HEAD_FILE = CHECKPOINT_FILE
+HEAD_LIMIT = 4096  # a checkpoint's CBOR is under 300 bytes
 LOCK_FILE = "lock"
 WRITE_BUFFER = 256 * 1024  # hand group-committed bytes to the kernel in batches of this size
 DAY_MS = 86_400_000
@@ -48,13 +59,14 @@ DAY_MS = 86_400_000
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
     """``group_commit_ms``: how much a power cut may lose of high-rate records (0: fsync every record).
-    ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds, whichever comes first, a signed
-    checkpoint. ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``:
-    keys retired longer ago than this are destroyed automatically (0 keeps them until erased)."""
+    A signed checkpoint follows every record of ``durable_types`` (in the same fsync), and comes at least every
+    ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds while records are added, and at close.
+    ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``: keys retired
+    longer ago than this are destroyed automatically (0 keeps them until erased)."""
 
     group_commit_ms: int = 1000
     checkpoint_every: int = 1000
-    checkpoint_interval_s: float = 3600.0
+    checkpoint_interval_s: float = 60.0
     segment_bytes: int = 64 << 20
     epoch_s: int = 86_400
     retention_days: int = 0
@@ -138,6 +150,7 @@ class Snapshot:
     keys: dict[str, KeyInfo]
     torn_tail: TornTail | None
     time_ms: int
+    signed_head: Checkpoint | None = None  # what the head file says (an export carries it)
 
 
 # make_record's arguments: appends keep these, and the few records asked for are built from them
@@ -179,8 +192,18 @@ class Ledger:
         self._keys: KeyStore
         self._state: _State
         self.torn_tail: TornTail | None = None
-        self._last_checkpoint_mono = time.monotonic()
+        # Found at open: records lost below the head file's signed head, or the head file gone from a log
+        # that holds checkpoints. Opened for writing, the ledger records either in a ``recovery`` record and
+        # carries on; read-only, verify() raises.
+        self.truncation: Truncation | None = None
+        self.head_missing = False
+        self._last_checkpoint_mono = clock.monotonic()
         self._key_generation = -1
+        self._signed_head: Checkpoint | None = None  # the newest head published (or, read-only, read)
+        self._head_lock = threading.Lock()  # one head-file writer at a time; taken after self._lock, if both
+        self._due_head: tuple[int, Checkpoint] | None = None  # for the flusher to publish, with its serial
+        self._checkpoint_serial = 0  # counts checkpoints made here, so an older one never replaces a newer
+        self._head_serial = 0
 
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
@@ -211,16 +234,32 @@ class Ledger:
         self._lock_fd = files.lock_exclusive(self._directory / LOCK_FILE, shared=self._read_only)
         self._load_signer()
         self._keys = KeyStore.load(self._directory, read_only=self._read_only)
-        self._state = self._scan()
-        self._check_checkpoint_file()
+        head = self._signed_head = self._read_head()
+        self._state = self._scan(head)
+        self._check_head(head)
         if self._read_only:
             return
         self._open_for_writing()
+        self._record_recoveries(head)
+        self._apply_retention()
+
+    def _record_recoveries(self, head: Checkpoint | None) -> None:
+        """State in the log what opening found and changed, then sign the result, so that the loss stays
+        visible in the log once the head file describes the shortened log."""
         if self.torn_tail is not None:
             tail = self.torn_tail
             self._append_and_sync("recovery", {"segment": tail.segment, "offset": tail.offset,
                                                "truncated_bytes": tail.length})
-        self._apply_retention()
+        if self.truncation is not None and head is not None:
+            lost = self.truncation
+            self._append_and_sync("recovery", {"reason": "truncated", "missing_records": lost.missing,
+                                               "head_records": lost.head_size, "found_records": lost.found_size,
+                                               "lost_head_sig": head.signature.hex()})
+        if self.head_missing:
+            self._append_and_sync("recovery", {"reason": "head_file_missing",
+                                               "checkpoints": self._state.checker.checkpoints})
+        if self.torn_tail is not None or self.truncation is not None or self.head_missing:
+            self.checkpoint()
 
     def _load_signer(self) -> None:
         path = self._directory / SIGNING_KEY_FILE
@@ -242,8 +281,8 @@ class Ledger:
             raise files.store_error("list", self._directory, exc) from exc
         return sorted(name for name in names if first_seq_of(name) is not None)
 
-    def _scan(self) -> _State:
-        state = _State(checker=ChainChecker(self._public_key))
+    def _scan(self, head: Checkpoint | None) -> _State:
+        state = _State(checker=ChainChecker(self._public_key, watch=head))
         names = self._segment_names()
         for index, name in enumerate(names):
             scan = self._scan_segment(name, state)
@@ -270,24 +309,40 @@ class Ledger:
                 raise files.store_error("read", path, exc) from exc
         return scan
 
-    def _check_checkpoint_file(self) -> None:
-        raw = files.read_small(self._directory / CHECKPOINT_FILE)
+    def _read_head(self) -> Checkpoint | None:
+        """The head file's signed checkpoint (None when there is none), checked against the device key."""
+        raw = files.read_small(self._directory / HEAD_FILE, HEAD_LIMIT)
         if raw is None:
-            return
+            return None
         try:
             checkpoint = Checkpoint.from_fields(codec.loads(raw))
         except Exception as exc:  # any decoding failure of this small file is the same finding
-            raise LogCorrupt("checkpoint file is damaged", segment=CHECKPOINT_FILE, offset=0) from exc
+            raise LogCorrupt("the head file is damaged", segment=HEAD_FILE, offset=0) from exc
         if self._public_key is None:  # read-only, and the device key is gone
-            raise LogCorrupt(f"{SIGNING_KEY_FILE} is missing: the checkpoint file cannot be checked against the "
+            raise LogCorrupt(f"{SIGNING_KEY_FILE} is missing: the head file cannot be checked against the "
                              "device key", segment=SIGNING_KEY_FILE, offset=0)
-        if checkpoint.public_key != self._public_key or not checkpoint.valid():
-            raise LogCorrupt("checkpoint file signature invalid", segment=CHECKPOINT_FILE, offset=0)
-        if checkpoint.count >= self._state.checker.count:
-            name, size = self._state.segments[-1] if self._state.segments else (CHECKPOINT_FILE, 0)
-            raise LogCorrupt("the log ends before its latest signed checkpoint (a segment is missing or cut)",
-                             segment=str(name), offset=int(size), checkpoint_count=checkpoint.count,
-                             records=self._state.checker.count)
+        if checkpoint.public_key != self._public_key:
+            raise LogCorrupt(f"the head file is signed by another key than {SIGNING_KEY_FILE}", segment=HEAD_FILE,
+                             offset=0)
+        if not checkpoint.valid():
+            raise LogCorrupt("the head file's signature is invalid", segment=HEAD_FILE, offset=0)
+        return checkpoint
+
+    def _check_head(self, head: Checkpoint | None) -> None:
+        state = self._state
+        name, size = state.segments[-1] if state.segments else (HEAD_FILE, 0)
+        self.truncation = check_head(state.checker, segment=str(name), offset=int(size))
+        self.head_missing = head is None and state.checker.checkpoints > 0
+
+    def _head_error(self, checker: ChainChecker, head_missing: bool, segment: str, offset: int) -> None:
+        """Raise what the head check of a whole re-read found (see verify)."""
+        truncation = check_head(checker, segment=segment, offset=offset)
+        if truncation is not None:
+            raise truncation.error(segment=segment, offset=offset)
+        if head_missing:
+            raise LogCorrupt("the head file is missing although the log holds signed checkpoints: records lost "
+                             "from its end cannot be ruled out", segment=HEAD_FILE, offset=0,
+                             checkpoints=checker.checkpoints)
 
     def _open_for_writing(self) -> None:
         if self.torn_tail is not None:
@@ -326,10 +381,11 @@ class Ledger:
             # its fsync.
             state, config = self._state, self._config
             since = state.checker.count - state.last_checkpoint_count  # at least this record
-            if since >= config.checkpoint_every or \
-                    time.monotonic() - self._last_checkpoint_mono >= config.checkpoint_interval_s:
-                self.checkpoint()
-            if record_type in config.durable_types or config.group_commit_ms == 0:
+            if record_type in config.durable_types or since >= config.checkpoint_every or \
+                    self._clock.monotonic() - self._last_checkpoint_mono >= config.checkpoint_interval_s:
+                # the record and its checkpoint in one write and one fsync; the head file follows
+                self._publish_head(self._append_checkpoint(), wait=not config.flush_thread)
+            elif config.group_commit_ms == 0:
                 self._sync_locked()
             else:
                 self._group_commit()
@@ -416,33 +472,70 @@ class Ledger:
         if due:
             self._sync_locked()
         elif self._config.flush_thread:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._flusher, name="ledger-flush", daemon=True)
-                self._thread.start()
+            self._start_flusher()
             self._wake.notify()
 
+    def _start_flusher(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._flusher, name="ledger-flush", daemon=True)
+            self._thread.start()
+
     def _flusher(self) -> None:
-        with self._lock:
-            while not self._closed and self._failed is None:
-                if self._dirty_since is None:
-                    self._wake.wait()
-                    continue
-                delay = self._dirty_since + self._config.group_commit_ms / 1000 - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
-                    continue
-                try:
-                    self._sync_locked()
-                except StoreError:
-                    return  # recorded in self._failed; the next call reports it
+        """The background thread: fsyncs group-committed records when due, signs a checkpoint when records
+        have waited ``checkpoint_interval_s`` for one, and writes head files outside the store's lock, so that
+        appends go on meanwhile."""
+        while True:
+            with self._lock:
+                head = self._flusher_work()
+            if head is None:
+                return
+            try:
+                self._write_head(*head)
+            except StoreError as exc:
+                with self._lock:
+                    self._fail(exc)
+                return
+
+    def _flusher_work(self) -> tuple[int, Checkpoint] | None:
+        """Wait for and do the next piece of work under the lock; a head file to write, or None to stop."""
+        while not self._closed and self._failed is None:
+            if self._due_head is not None:
+                head, self._due_head = self._due_head, None
+                return head
+            try:
+                wait = self._sync_or_sign_when_due()
+            except StoreError:
+                return None  # recorded in self._failed; the next call reports it
+            if self._due_head is None:
+                self._wake.wait(wait)
+        return None
+
+    def _sync_or_sign_when_due(self) -> float | None:
+        """Sync or sign what is due now; how long to wait for the next thing due (None: until woken)."""
+        waits = []
+        if self._dirty_since is not None:
+            delay = self._dirty_since + self._config.group_commit_ms / 1000 - time.monotonic()
+            if delay <= 0:
+                self._sync_locked()
+            else:
+                waits.append(delay)
+        if self._state.checker.count > self._state.last_checkpoint_count:  # records no checkpoint covers
+            delay = self._last_checkpoint_mono + self._config.checkpoint_interval_s - self._clock.monotonic()
+            if delay <= 0:
+                self._publish_head(self._append_checkpoint(), wait=False)
+            else:
+                waits.append(delay)
+        return min(waits) if waits else None
 
     def _rotate(self) -> None:
         """Close the full segment and start the next one with a signed checkpoint, whose copy in
         checkpoint.cbor then shows when the newest segment goes missing."""
+        self._publish_head(self._append_checkpoint(), wait=True)  # it starts the next segment itself
+
+    def _start_next_segment(self) -> None:
         self._sync_locked()
         self._close_fd()
         self._create_segment()
-        self.checkpoint()
 
     def _create_segment(self) -> None:
         name = segment_name(self._state.checker.count)
@@ -470,23 +563,61 @@ class Ledger:
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
-        """Sign (count, head, Merkle root, time) now, append it durably, keep a copy in its own file."""
+        """Sign (count, head, Merkle root, time) now, append it durably, then write it to the head file."""
         with self._lock:
             self._require_writable()
-            assert self._signer is not None  # a writable store always has its key
-            checker = self._state.checker
-            time_ms = self._now_ms()
-            root = checker.tree.root()
-            message = checkpoint_message(checker.count, checker.head, root, time_ms)
-            checkpoint = Checkpoint(checker.count, checker.head, root, time_ms, self._signer.public_key,
-                                    self._signer.sign(message))
-            self._append_and_sync("checkpoint", checkpoint.as_fields())
-            files.atomic_write(self._directory / CHECKPOINT_FILE, codec.dumps(checkpoint.as_fields()))
-            checker.last_checkpoint = checkpoint
-            checker.checkpoints += 1
-            self._state.last_checkpoint_count = checker.count
-            self._last_checkpoint_mono = time.monotonic()
-            return checkpoint
+            head = self._append_checkpoint()
+            self._publish_head(head, wait=True)
+            return head[1]
+
+    def _append_checkpoint(self) -> tuple[int, Checkpoint]:
+        """Append a signed checkpoint over every record so far and fsync them; returns it with its serial."""
+        assert self._signer is not None  # a writable store always has its key
+        if self._state.segments[-1][1] >= self._config.segment_bytes:
+            self._start_next_segment()  # now: a rotation inside the append would move the record it signs
+        checker = self._state.checker
+        time_ms = self._now_ms()
+        root = checker.tree.root()
+        message = checkpoint_message(checker.count, checker.head, root, time_ms)
+        checkpoint = Checkpoint(checker.count, checker.head, root, time_ms, self._signer.public_key,
+                                self._signer.sign(message))
+        self._append_and_sync("checkpoint", checkpoint.as_fields())
+        checker.last_checkpoint = checkpoint
+        checker.checkpoints += 1
+        self._state.last_checkpoint_count = checker.count
+        self._last_checkpoint_mono = self._clock.monotonic()
+        self._checkpoint_serial += 1
+        self._signed_head = checkpoint
+        return self._checkpoint_serial, checkpoint
+
+    def _publish_head(self, head: tuple[int, Checkpoint], *, wait: bool) -> None:
+        """Write ``head`` (durable in the log already) to the head file: now, or soon by the flusher thread
+        (two more fsyncs a durable append then does not wait for; until then the head file is older, which
+        is never wrong, only less)."""
+        if wait:
+            self._due_head = None
+            try:
+                self._write_head(*head)
+            except StoreError as exc:
+                raise self._fail(exc) from exc
+            return
+        self._due_head = head
+        self._start_flusher()
+        self._wake.notify()
+
+    def _write_head(self, serial: int, checkpoint: Checkpoint) -> None:
+        with self._head_lock:
+            if serial <= self._head_serial:
+                return  # a newer head is already there
+            files.atomic_write(self._directory / HEAD_FILE, codec.dumps(checkpoint.as_fields()))
+            self._head_serial = serial
+
+    def key_fingerprint(self) -> str:
+        """The device key's fingerprint (see :func:`agent.ledger.crypto.key_fingerprint`), for pinning an
+        export with ``verify-export --key``."""
+        if self._public_key is None:
+            raise StoreError(f"{SIGNING_KEY_FILE} is missing: the device key is unknown")
+        return crypto.key_fingerprint(self._public_key)
 
     # -- erasure ------------------------------------------------------------------------------------------
     def erase(self, *, epoch: int | None = None, time_range: tuple[int, int] | None = None,
@@ -589,21 +720,27 @@ class Ledger:
                 raise self._failed
             if not self._read_only and not self._closed:
                 self._write_pending()
+                if self._due_head is not None:  # the head file a reader takes up next is the newest
+                    self._publish_head(self._due_head, wait=True)
             checker = self._state.checker
             return Snapshot(directory=self._directory,
                             segments=tuple((str(name), int(size)) for name, size in self._state.segments),
                             count=checker.count, head=checker.head, merkle_root=checker.tree.root(),
                             public_key=self._public_key, signer=self._signer,
                             checkpoint=checker.last_checkpoint,
-                            keys=self._keys.snapshot(), torn_tail=self.torn_tail, time_ms=self._now_ms())
+                            keys=self._keys.snapshot(), torn_tail=self.torn_tail, time_ms=self._now_ms(),
+                            signed_head=self._signed_head)
 
     def verify(self) -> VerifyReport:
         """Re-read every segment and recompute the chain, the Merkle root and every checkpoint signature.
 
-        Raises :class:`LogCorrupt` naming the segment and offset of the first problem.
+        Raises :class:`LogCorrupt` naming the segment and offset of the first problem, and
+        :class:`~agent.errors.LogTruncated` (naming how many) when records are missing below the head file's
+        signed head; also when the head file is gone from a log that holds checkpoints (see docs/ledger.md).
         """
+        head = self._read_head()  # before the snapshot, so that it never describes more than the snapshot
         snapshot = self.snapshot()
-        checker = ChainChecker(snapshot.public_key)
+        checker = ChainChecker(snapshot.public_key, watch=head)
         for name, size in snapshot.segments:
             path = snapshot.directory / name
             with os.fdopen(files.open_for_read(path), "rb") as stream:
@@ -615,10 +752,11 @@ class Ledger:
                     raise files.store_error("read", path, exc) from exc
             if scan.tail is not None or scan.end != size:
                 raise LogCorrupt("segment is shorter than the ledger wrote it", segment=name, offset=scan.end)
+        last = snapshot.segments[-1] if snapshot.segments else (HEAD_FILE, 0)
         if (checker.count, checker.head) != (snapshot.count, snapshot.head):
-            last = snapshot.segments[-1] if snapshot.segments else ("", 0)
             raise LogCorrupt("the log on disk differs from the one in memory", segment=last[0],
                              offset=last[1])
+        self._head_error(checker, head is None and checker.checkpoints > 0, last[0], last[1])
         last_checkpoint = checker.last_checkpoint.count if checker.last_checkpoint is not None else None
         return VerifyReport(records=checker.count, segments=len(snapshot.segments), head=checker.head.hex(),
                             merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
@@ -645,13 +783,21 @@ class Ledger:
                 return
             try:
                 if not self._read_only and self._failed is None:
-                    self._sync_locked()
+                    self._sign_at_close()
             finally:
                 self._closed = True
                 self._wake.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self._release()
+
+    def _sign_at_close(self) -> None:
+        """A clean stop leaves a checkpoint over every record, and the head file naming it."""
+        if self._state.checker.count > self._state.last_checkpoint_count:
+            self._publish_head(self._append_checkpoint(), wait=True)
+        elif self._due_head is not None:
+            self._publish_head(self._due_head, wait=True)
+        self._sync_locked()
 
     def _close_fd(self) -> None:
         if self._fd >= 0:

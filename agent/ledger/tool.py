@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import LogCorrupt, UsageError
+from agent.errors import LogCorrupt, LogTruncated, UsageError
 from agent.ledger.export import terminal_progress, verify_export
 from agent.ledger.store import Ledger
 
@@ -27,8 +27,9 @@ def verify_command(args: argparse.Namespace) -> int:
             report = ledger.verify()
     except LogCorrupt as exc:
         if args.json:
+            missing = {"missing": exc.missing, "head_size": exc.head_size} if isinstance(exc, LogTruncated) else {}
             _print_json({"verified": False, "error": exc.message, "segment": exc.segment,
-                         "offset": exc.offset})
+                         "offset": exc.offset, **missing})
             return 1
         raise
     tail = report.torn_tail
