@@ -14,19 +14,37 @@ Public API::
     Request(op, args, version=1)                 # a validated request
     Handler = Callable[[Request, Peer], dict]    # returns the "result" object; raises AgentError to refuse
     ControlServer(path, handler, group=None, peer_credentials=read_peer_credentials,
-                  max_request_bytes=65536, mode=0o660, read_timeout_s=5.0, max_connections=16)
+                  max_request_bytes=65536, mode=0o660, read_timeout_s=5.0, max_connections=16,
+                  max_per_uid=4, reserved_slots=4, crowded_read_timeout_s=1.0)
         .start()   # bind (a stale socket file is removed only if nothing listens), chmod, chgrp, listen
         .stop()    # close, join threads, unlink the socket (only if it is still ours)
+    OP_TABLE: dict[str, OpSpec]                  # every op: OpSpec(mutating, args={name: check}, required)
     OPS, READ_OPS, MUTATING_OPS                  # every op; ops anyone may send; ops that need privilege
     request(path, op, args=None, timeout_s=15.0) -> dict   # client helper: the result, or raises AgentError
-    parse_request(line) -> Request; authorize(request, peer, ...) ; encode_result(...); encode_error(...)
+    read_request(line, peer, *, group_gid, server_uid) -> Request   # what the server does with a line
+    parse_request(line) -> Request; authorize(op, peer, ...); Slots; encode_result(...); encode_error(...)
 
 Who may do what: anyone who can connect (socket mode 0660, so the owner and the group) may send read ops;
 mutating ops need uid 0, the uid the server runs as (it can already do anything the agent can), or membership
-of the configured group. Everything a client sends is checked here, before the handler runs: framing, size,
-JSON, types, the version, unknown ops, the arguments of each op, credentials. Nothing a client sends can crash
-or wedge the server: each connection has a read deadline, the number of connections is bounded, and every
-failure of one connection ends that connection only.
+of the configured group. Everything a client sends is checked here, before the handler runs, in this order:
+framing, size, JSON (a key given twice, at any depth, is refused: the last one would silently win), the
+envelope (fields, version, a known op), then the peer's right to that op, and only then the op's arguments,
+so a peer learns nothing about the arguments of an op it may not run.
+
+Nothing a client sends can crash, wedge or lock the server. The peer's credentials are read from the kernel
+at accept, before the connection counts against any limit, and then (see :class:`Slots`):
+
+- one uid holds at most ``max_per_uid`` connections at once, and all other uids share ``max_connections``;
+- ``reserved_slots`` more are kept for root and the agent's own uid, so a privileged ``location off`` gets
+  through whatever anyone else does; a connection over its limits is told "busy" at once (clients retry with
+  backoff, see :mod:`agent.control_wire`);
+- a connection must deliver its whole request line within ``read_timeout_s`` (5 s, generous for a loaded
+  machine). A uid's second and later connections at the same time get ``crowded_read_timeout_s`` (1 s):
+  an honest client writes its line the moment it connects, so several silent connections from one uid are a
+  flood, and the shorter deadline turns their slots over five times faster for everyone else. A peer *over*
+  its share is never given a slot to time out in: it is refused at once.
+
+Every failure of one connection ends that connection only.
 """
 
 from __future__ import annotations
@@ -50,21 +68,21 @@ from typing import Any
 
 from agent import errors
 from agent.control_wire import PURPOSE, PURPOSE_RULE, ReplyTooLarge, exchange
-from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
+from agent.errors import (
+    AgentBusy,
+    AgentError,
+    AgentUnreachable,
+    ConfigError,
+    ControlError,
+    PermissionDenied,
+    UsageError,
+)
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 10.0
-
-READ_OPS: frozenset[str] = frozenset({
-    "status", "location.status", "policy.show", "incidents", "consent.list", "log.verify",
-})
-MUTATING_OPS: frozenset[str] = frozenset({
-    "location.on", "location.off", "consent.grant", "consent.withdraw", "identity.reset", "export", "erase",
-})
-OPS: frozenset[str] = READ_OPS | MUTATING_OPS
 
 _MAX_PATH_CHARS = 4096
 
@@ -89,55 +107,10 @@ class Request:
 
 
 Handler = Callable[[Request, Peer], dict[str, Any]]
+ArgCheck = Callable[[str, Any], Any]  # (name, value as sent) -> the value the handler gets; UsageError if bad
 
 
-# -- pure core: parsing, validation, authorisation, encoding -------------------------------------------
-
-def parse_request(line: bytes) -> Request:
-    """Decode and validate one request line; raises UsageError or ControlError naming the problem."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ControlError("request is not UTF-8") from None
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError:
-        raise ControlError("request is not valid JSON") from None
-    except RecursionError:
-        raise ControlError("request is nested too deeply") from None
-    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
-        raise ControlError("request holds a number too long to read") from None
-    if not isinstance(message, dict):
-        raise ControlError("request must be a JSON object")
-    unknown = sorted(set(message) - {"v", "op", "args"})
-    if unknown:
-        raise ControlError(f"request has unknown fields: {', '.join(_clip(key) for key in unknown)}")
-    version = message.get("v")
-    if type(version) is not int or version != PROTOCOL_VERSION:
-        raise ControlError(f"request version must be {PROTOCOL_VERSION}")
-    op = message.get("op")
-    if not isinstance(op, str):
-        raise ControlError("request 'op' must be a string")
-    if op not in OPS:
-        raise UsageError(f"unknown op '{_clip(op)}'")
-    args = message.get("args", {})
-    if args is None:
-        args = {}
-    if not isinstance(args, dict):
-        raise UsageError("request 'args' must be a JSON object")
-    return Request(op=op, args=_validate_args(op, args))
-
-
-def _validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
-    allowed = _ARGS.get(op, {})
-    unknown = sorted(set(args) - set(allowed))
-    if unknown:
-        raise UsageError(f"op '{op}' does not take: {', '.join(_clip(key) for key in unknown)}")
-    missing = sorted(_REQUIRED.get(op, frozenset()) - set(args))
-    if missing:
-        raise UsageError(f"op '{op}' needs: {', '.join(missing)}")
-    return {key: allowed[key](key, value) for key, value in args.items()}
-
+# -- argument checks (one per kind of argument) --------------------------------------------------------
 
 def _wait_seconds(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or \
@@ -168,19 +141,121 @@ def _flag(key: str, value: Any) -> bool:
     return value
 
 
-_ARGS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
-    "location.on": {"wait_s": _wait_seconds},
-    "location.off": {"wait_s": _wait_seconds},
-    "consent.grant": {"purpose": _purpose},
-    "consent.withdraw": {"purpose": _purpose},
-    "export": {"out": _path_text},
-    "erase": {"all": _flag},
+_MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the ledger's last representable time
+
+
+def _time_ms(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TIME_MS:
+        raise UsageError(f"'{key}' must be a time in milliseconds since 1970 (up to year 9999)")
+    return value
+
+
+# -- the op table: to add an op, add a line here (and serve it in the handler) -------------------------
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One op: whether it changes the agent's state (then it needs privilege), and the arguments it takes."""
+
+    mutating: bool
+    args: Mapping[str, ArgCheck] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+
+
+OP_TABLE: dict[str, OpSpec] = {
+    "status": OpSpec(mutating=False),
+    "location.status": OpSpec(mutating=False, args={"check": _flag, "wait_s": _wait_seconds}),
+    "policy.show": OpSpec(mutating=False),
+    "incidents": OpSpec(mutating=False, args={"since_ms": _time_ms}),
+    "consent.list": OpSpec(mutating=False),
+    "log.verify": OpSpec(mutating=False),
+    "location.on": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
+    "location.off": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
+    "consent.grant": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
+    "consent.withdraw": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
+    "identity.reset": OpSpec(mutating=True),
+    "export": OpSpec(mutating=True, args={"out": _path_text}, required=frozenset({"out"})),
+    "erase": OpSpec(mutating=True, args={"all": _flag}),
 }
-_REQUIRED: dict[str, frozenset[str]] = {
-    "consent.grant": frozenset({"purpose"}),
-    "consent.withdraw": frozenset({"purpose"}),
-    "export": frozenset({"out"}),
-}
+
+OPS: frozenset[str] = frozenset(OP_TABLE)
+READ_OPS: frozenset[str] = frozenset(op for op, spec in OP_TABLE.items() if not spec.mutating)
+MUTATING_OPS: frozenset[str] = OPS - READ_OPS
+
+
+# -- pure core: parsing, validation, authorisation, encoding -------------------------------------------
+
+def read_request(line: bytes, peer: Peer, *, group_gid: int | None, server_uid: int) -> Request:
+    """What the server does with a request line: the envelope, then the peer's right to the op, then the
+    op's arguments. Raises UsageError, ControlError or PermissionDenied naming the problem."""
+    op, raw_args = parse_envelope(line)
+    authorize(op, peer, group_gid=group_gid, server_uid=server_uid)
+    return Request(op=op, args=check_args(op, raw_args))
+
+
+def parse_request(line: bytes) -> Request:
+    """Decode and validate one request line, without credentials; raises UsageError or ControlError."""
+    op, raw_args = parse_envelope(line)
+    return Request(op=op, args=check_args(op, raw_args))
+
+
+def parse_envelope(line: bytes) -> tuple[str, Any]:
+    """The op (known) and the arguments exactly as sent (unchecked) of one request line."""
+    message = _decode_json(line)
+    if not isinstance(message, dict):
+        raise ControlError("request must be a JSON object")
+    unknown = sorted(set(message) - {"v", "op", "args"})
+    if unknown:
+        raise ControlError(f"request has unknown fields: {', '.join(_clip(key) for key in unknown)}")
+    version = message.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ControlError(f"request version must be {PROTOCOL_VERSION}")
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise ControlError("request 'op' must be a string")
+    if op not in OP_TABLE:
+        raise UsageError(f"unknown op '{_clip(op)}'")
+    return op, message.get("args")
+
+
+def _decode_json(line: bytes) -> Any:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ControlError("request is not UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_repeats)
+    except json.JSONDecodeError:
+        raise ControlError("request is not valid JSON") from None
+    except RecursionError:
+        raise ControlError("request is nested too deeply") from None
+    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise ControlError("request holds a number too long to read") from None
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of repeated keys: {"op":"status","op":"location.on"} would run location.on.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ControlError(f"request repeats the key '{_clip(key)}'")
+        result[key] = value
+    return result
+
+
+def check_args(op: str, args: Any) -> dict[str, Any]:
+    """The arguments of a known op, checked and converted; raises UsageError naming the problem."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise UsageError("request 'args' must be a JSON object")
+    spec = OP_TABLE[op]
+    unknown = sorted(set(args) - set(spec.args))
+    if unknown:
+        raise UsageError(f"op '{op}' does not take: {', '.join(_clip(key) for key in unknown)}")
+    missing = sorted(spec.required - set(args))
+    if missing:
+        raise UsageError(f"op '{op}' needs: {', '.join(missing)}")
+    return {key: spec.args[key](key, value) for key, value in args.items()}
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -189,16 +264,19 @@ def _clip(text: str, limit: int = 40) -> str:
     return shown + ("..." if len(text) > limit else "")
 
 
-def authorize(request: Request, peer: Peer, *, group_gid: int | None, server_uid: int) -> None:
-    """Raise PermissionDenied unless ``peer`` may send ``request``."""
-    if request.op not in MUTATING_OPS:
-        return
-    if peer.uid in (0, server_uid):
+def is_privileged(peer: Peer, server_uid: int) -> bool:
+    """Root, or the uid the agent runs as: it can already do anything the agent can."""
+    return peer.uid in (0, server_uid)
+
+
+def authorize(op: str, peer: Peer, *, group_gid: int | None, server_uid: int) -> None:
+    """Raise PermissionDenied unless ``peer`` may send ``op`` (a known op)."""
+    if not OP_TABLE[op].mutating or is_privileged(peer, server_uid):
         return
     if group_gid is not None and (peer.gid == group_gid or group_gid in peer.groups):
         return
     who = "root or members of the agent's control group" if group_gid is not None else "root"
-    raise PermissionDenied(f"'{request.op}' changes the agent's state; only {who} may do that", uid=peer.uid)
+    raise PermissionDenied(f"'{op}' changes the agent's state; only {who} may do that", uid=peer.uid)
 
 
 def encode_result(result: Mapping[str, Any]) -> bytes:
@@ -242,6 +320,62 @@ def error_from_reply(error: Any) -> AgentError:
 
 
 _NEEDS_EXTRA_ARGS: frozenset[type] = frozenset({errors.ProtocolError, errors.LogCorrupt})
+
+
+# -- connection slots (pure bookkeeping) ---------------------------------------------------------------
+
+class Slots:
+    """Who holds how many connection slots; the server calls it under its lock.
+
+    An unprivileged uid takes a slot only while fewer than ``shared`` are held in all and it holds fewer
+    than ``per_uid`` itself. Root and the agent's own uid (``privileged_uids``) take one while fewer than
+    ``shared + reserved`` are held, so at least ``reserved`` slots are always left for them, whatever the
+    others hold. :meth:`take` answers with the time the new connection has to send its request line.
+    """
+
+    def __init__(self, *, shared: int, per_uid: int, reserved: int, privileged_uids: frozenset[int],
+                 read_timeout_s: float, crowded_read_timeout_s: float) -> None:
+        if shared < 1 or per_uid < 1 or reserved < 1:
+            raise ValueError("need at least one shared slot, one slot per uid and one reserved slot")
+        if read_timeout_s <= 0 or crowded_read_timeout_s <= 0:
+            raise ValueError("read timeouts must be positive")
+        self._shared = shared
+        self._per_uid = per_uid
+        self._reserved = reserved
+        self._privileged_uids = privileged_uids
+        self._read_timeout_s = read_timeout_s
+        self._crowded_read_timeout_s = min(crowded_read_timeout_s, read_timeout_s)
+        self._held: dict[int, int] = {}
+
+    @property
+    def held(self) -> int:
+        return sum(self._held.values())
+
+    def held_by(self, uid: int) -> int:
+        return self._held.get(uid, 0)
+
+    def take(self, uid: int) -> float | None:
+        """A slot for ``uid``: its read deadline in seconds, or None when it must be told "busy"."""
+        already = self.held_by(uid)
+        if uid in self._privileged_uids:
+            if self.held >= self._shared + self._reserved:
+                return None
+            timeout_s = self._read_timeout_s
+        else:
+            if self.held >= self._shared or already >= self._per_uid:
+                return None
+            timeout_s = self._read_timeout_s if already == 0 else self._crowded_read_timeout_s
+        self._held[uid] = already + 1
+        return timeout_s
+
+    def give_back(self, uid: int) -> None:
+        left = self.held_by(uid) - 1
+        if left < 0:
+            raise ValueError("gave back a slot that was not taken")
+        if left:
+            self._held[uid] = left
+        else:
+            del self._held[uid]
 
 
 # -- peer credentials (kernel) -------------------------------------------------------------------------
@@ -289,23 +423,29 @@ def parse_status_groups(text: str) -> tuple[int, ...]:
 # -- the server (adapter) ------------------------------------------------------------------------------
 
 class ControlServer:
-    """A unix stream socket server: one thread accepts, one thread per connection (bounded)."""
+    """A unix stream socket server: one thread accepts, one thread per connection (bounded by :class:`Slots`).
+
+    ``max_connections`` slots are shared by everyone, ``max_per_uid`` of them at most by one unprivileged uid,
+    and ``reserved_slots`` more are only for root and the agent's own uid (see the module docstring).
+    """
 
     def __init__(self, path: Path, handler: Handler, *, group: str | None = None,
                  peer_credentials: Callable[[socket.socket], Peer] = read_peer_credentials,
                  max_request_bytes: int = 65536, mode: int = 0o660, read_timeout_s: float = 5.0,
-                 max_connections: int = 16) -> None:
-        if max_request_bytes < 16 or max_connections < 1 or read_timeout_s <= 0:
-            raise ValueError("need max_request_bytes >= 16, max_connections >= 1, read_timeout_s > 0")
+                 max_connections: int = 16, max_per_uid: int = 4, reserved_slots: int = 4,
+                 crowded_read_timeout_s: float = 1.0) -> None:
+        if max_request_bytes < 16:
+            raise ValueError("need max_request_bytes >= 16")
         self.path = Path(path)
         self._handler = handler
         self._group = group
         self._peer_credentials = peer_credentials
         self._max_request_bytes = max_request_bytes
         self._mode = mode
-        self._read_timeout_s = read_timeout_s
-        self._max_connections = max_connections
         self._server_uid = os.geteuid()
+        self._slots = Slots(shared=max_connections, per_uid=max_per_uid, reserved=reserved_slots,
+                            privileged_uids=frozenset({0, self._server_uid}), read_timeout_s=read_timeout_s,
+                            crowded_read_timeout_s=crowded_read_timeout_s)
         self._group_gid: int | None = None
         self._listener: socket.socket | None = None
         self._inode: int | None = None
@@ -399,51 +539,65 @@ class ControlServer:
             log.warning("control socket accept failed: %s", exc.strerror)
             time.sleep(0.05)
             return
-        conn.setblocking(True)
+        peer = self._peer_of(conn)
+        if peer is None:
+            return
         with self._lock:
-            full = len(self._connections) >= self._max_connections
-            if not full:
-                thread = threading.Thread(target=self._serve, args=(conn,), name="control-conn", daemon=True)
+            read_timeout_s = self._slots.take(peer.uid)
+            if read_timeout_s is not None:
+                thread = threading.Thread(target=self._serve, args=(conn, peer, read_timeout_s),
+                                          name="control-conn", daemon=True)
                 self._connections[conn] = thread
-        if full:
-            self._refuse_busy(conn)
+        if read_timeout_s is None:
+            self._refuse(conn, AgentBusy("the agent is busy; try again"))
             return
         thread.start()
 
-    def _refuse_busy(self, conn: socket.socket) -> None:
-        """Tell an excess client to retry, without ever blocking the accept thread for it."""
+    def _peer_of(self, conn: socket.socket) -> Peer | None:
+        """The peer's credentials, read before it counts against any limit; None (and refused) if unreadable."""
+        try:
+            return self._peer_credentials(conn)
+        except AgentError as exc:
+            self._refuse(conn, exc)
+        except Exception:  # an injected credential reader or a bug here must end this connection only
+            log.exception("control connection failed")
+            self._refuse(conn, AgentError("internal error in the agent; see its log"))
+        return None
+
+    def _refuse(self, conn: socket.socket, error: AgentError) -> None:
+        """Answer a connection that gets no slot, without ever blocking the accept thread for it."""
         # Read what already arrived (without waiting): closing over unread input would reset the connection
         # and lose the reply.
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             conn.recv(self._max_request_bytes + 1)
-        _send_quietly(conn, encode_error(ControlError("the agent is busy; try again")), 0.0)
+        _send_quietly(conn, encode_error(error), 0.0)
         conn.close()
 
     # -- one connection ---------------------------------------------------------------------------------
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, peer: Peer, read_timeout_s: float) -> None:
+        conn.setblocking(True)
         try:
-            reply = self._reply_for(conn)
+            reply = self._reply_for(conn, peer, read_timeout_s)
             if reply is not None:
-                _send_quietly(conn, reply, self._read_timeout_s)
+                _send_quietly(conn, reply, read_timeout_s)
                 _drain_before_close(conn)
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
+                self._slots.give_back(peer.uid)
             conn.close()
 
-    def _reply_for(self, conn: socket.socket) -> bytes | None:
+    def _reply_for(self, conn: socket.socket, peer: Peer, read_timeout_s: float) -> bytes | None:
         try:
-            line = self._read_line(conn)
+            line = self._read_line(conn, read_timeout_s)
             if line is None:
                 return None  # the client went away without asking anything
-            request = parse_request(line)
-            peer = self._peer_credentials(conn)
-            authorize(request, peer, group_gid=self._group_gid, server_uid=self._server_uid)
+            request = read_request(line, peer, group_gid=self._group_gid, server_uid=self._server_uid)
             return self._call_handler(request, peer)
         except AgentError as exc:
             return encode_error(exc)
-        except Exception:  # an injected credential reader or a bug here must end this connection only
+        except Exception:  # a bug here must end this connection only
             log.exception("control connection failed")
             return encode_error(AgentError("internal error in the agent; see its log"))
 
@@ -464,19 +618,19 @@ class ControlServer:
             log.exception("control handler returned a result that is not JSON for op %s", request.op)
             raise AgentError("internal error in the agent; see its log") from None
 
-    def _read_line(self, conn: socket.socket) -> bytes | None:
+    def _read_line(self, conn: socket.socket, timeout_s: float) -> bytes | None:
         """One request line; None on a clean close before any byte. End of input also ends the line."""
-        deadline = time.monotonic() + self._read_timeout_s
+        deadline = time.monotonic() + timeout_s
         buffer = bytearray()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ControlError(f"no complete request within {self._read_timeout_s:g} s")
+                raise ControlError(f"no complete request within {timeout_s:g} s")
             conn.settimeout(remaining)
             try:
                 chunk = conn.recv(min(65536, self._max_request_bytes + 1 - len(buffer)))
             except TimeoutError:
-                raise ControlError(f"no complete request within {self._read_timeout_s:g} s") from None
+                raise ControlError(f"no complete request within {timeout_s:g} s") from None
             except OSError as exc:
                 raise ControlError("the connection failed while reading", errno=exc.errno) from exc
             if not chunk:
@@ -593,3 +747,28 @@ def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
         raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",
                                socket=str(path)) from exc
     return decode_reply(reply)
+
+
+def check_socket_free(path: Path) -> None:
+    """Refuse when an agent already answers on ``path`` or it is not a socket; writes nothing (a stale socket
+    file is removed later, by :meth:`ControlServer.start`)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ControlError("cannot inspect the control socket path", path=str(path), errno=exc.errno) from exc
+    if not stat.S_ISSOCK(mode):
+        raise ControlError("the control socket path exists and is not a socket", path=str(path))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return
+    except OSError as exc:
+        raise ControlError("cannot probe the existing control socket", path=str(path),
+                           errno=exc.errno) from exc
+    finally:
+        probe.close()
+    raise ControlError("another agent is already listening on the control socket", path=str(path))

@@ -3,14 +3,22 @@
 Shared by ``privacyctl`` (:mod:`agent.cli`) and :func:`agent.control.request`. Standard library only and
 nothing else from the package, so that ``privacyctl`` starts as fast as a bare interpreter allows; each
 caller turns the exceptions below into its own errors.
+
+A "busy" reply (every connection slot the caller may take is in use) is retried here, with capped exponential
+backoff and full jitter, until the caller's own timeout; only then is the busy reply handed back. Retrying is
+safe for every op: the agent refuses a connection as busy before reading its request, so nothing ran. Jitter
+keeps clients that were turned away together from all coming back at the same instant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import random
 import re
 import socket
 import time
+from collections.abc import Callable
 
 MAX_CHUNK = 65536
 MAX_REPLY_BYTES = 1 << 20  # the agent's replies are a few KiB; more is not the agent talking
@@ -19,18 +27,67 @@ PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 PURPOSE_RULE = "a purpose name: lowercase letters, digits, '_', '.', '-' (max 64), starting with a letter"
 
 
+# The error kind of a busy reply: the class name of agent.errors.AgentBusy (a test holds the two together).
+BUSY_KIND = "AgentBusy"
+BACKOFF_FIRST_S = 0.01
+BACKOFF_CAP_S = 0.5
+_MAX_BUSY_REPLY_BYTES = 512  # a busy reply is short; anything longer is some other answer
+
+
 class ReplyTooLarge(ValueError):
     """The other end sent more than :data:`MAX_REPLY_BYTES` without ending its line."""
 
 
-def exchange(path: str, line: bytes, timeout_s: float) -> bytes:
+def exchange(path: str, line: bytes, timeout_s: float, *,
+             jitter: Callable[[float], float] | None = None) -> bytes:
     """Send ``line`` (LF-terminated) to the unix socket at ``path``; return the first reply line, LF removed.
+
+    A busy reply is retried (see the module docstring) while ``timeout_s`` lasts; the last busy reply is
+    returned when the next attempt would start too late. ``jitter(ceiling)`` picks each pause (uniform in
+    ``[0, ceiling]`` by default).
 
     Raises TimeoutError when no whole reply line arrives within ``timeout_s`` (or the agent's queue of new
     connections stays full that long), EOFError when the agent closes the connection without replying,
     ReplyTooLarge for a reply line over :data:`MAX_REPLY_BYTES`, and OSError when the socket cannot be reached.
     """
+    pick = jitter or _uniform_jitter
     deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        reply = _exchange_once(path, line, deadline)
+        if not is_busy_reply(reply):
+            return reply
+        pause = pick(backoff_ceiling_s(attempt))
+        if time.monotonic() + pause >= deadline:
+            return reply
+        time.sleep(pause)
+        attempt += 1
+
+
+def backoff_ceiling_s(attempt: int) -> float:
+    """The longest pause before retry number ``attempt + 1``: doubling from BACKOFF_FIRST_S, capped."""
+    return min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2.0 ** min(attempt, 32))
+
+
+def is_busy_reply(reply: bytes) -> bool:
+    """Whether a reply line is the agent's "busy, try again" refusal."""
+    if len(reply) > _MAX_BUSY_REPLY_BYTES or BUSY_KIND.encode() not in reply:
+        return False
+    try:
+        message = json.loads(reply)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(message, dict) or message.get("ok") is not False:
+        return False
+    error = message.get("error")
+    return isinstance(error, dict) and error.get("kind") == BUSY_KIND
+
+
+def _uniform_jitter(ceiling_s: float) -> float:
+    return random.uniform(0.0, ceiling_s)  # spreading retries, not a secret: no CSPRNG needed
+
+
+def _exchange_once(path: str, line: bytes, deadline: float) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         _connect(conn, path, deadline)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import io
 import json
 import math
 import os
@@ -23,8 +24,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent import cli
-from agent.control import ControlServer, Peer, Request, read_peer_credentials, request
-from agent.errors import AgentError, AgentUnreachable, ConfigError, ControlError, PermissionDenied, UsageError
+from agent.control import ControlServer, Peer, Request, encode_error, read_peer_credentials, request
+from agent.control_wire import exchange
+from agent.errors import (
+    AgentBusy,
+    AgentError,
+    AgentUnreachable,
+    ConfigError,
+    ControlError,
+    PermissionDenied,
+    UsageError,
+)
 from hil_tests.conftest import wait_until
 
 Handler = Callable[[Request, Peer], dict[str, Any]]
@@ -250,25 +260,139 @@ def test_a_dribbling_client_cannot_extend_its_deadline(serve: Callable[..., Cont
     assert still_serves(server)
 
 
-def test_too_many_connections_get_busy_replies_until_some_close(serve: Callable[..., ControlServer]) -> None:
-    server = serve(max_connections=2, read_timeout_s=10.0)
-    holders = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+class ScriptedPeers:
+    """Credentials for each accepted connection in turn (the last one repeats): one process plays many uids."""
+
+    def __init__(self, *peers: Peer) -> None:
+        self._peers = list(peers)
+
+    def __call__(self, conn: socket.socket) -> Peer:
+        return self._peers.pop(0) if len(self._peers) > 1 else self._peers[0]
+
+
+STRANGER = Peer(pid=4321, uid=54321, gid=54321)
+OTHER_STRANGER = Peer(pid=4322, uid=54322, gid=54322)
+ROOT_PEER = Peer(pid=4323, uid=0, gid=0)
+
+
+def refusal(path: Path) -> dict[str, Any]:
+    """The error a connection refused at accept gets: its request may arrive after the agent hung up."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5.0)
+        conn.connect(str(path))
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.sendall(b'{"v": 1, "op": "status"}\n')
+        return error_of(read_to_close(conn))
+
+
+def hold(path: Path, server: ControlServer, count: int) -> list[socket.socket]:
+    """``count`` silent connections, each accepted before the next is made (so credentials go in order)."""
+    held: list[socket.socket] = []
+    for _ in range(count):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(5.0)
+        conn.connect(str(path))
+        held.append(conn)
+        assert wait_until(lambda: server.active_connections == len(held))
+    return held
+
+
+def test_a_uid_at_its_share_is_told_busy_at_once_and_others_are_served(
+        serve: Callable[..., ControlServer]) -> None:
+    peers = ScriptedPeers(STRANGER, STRANGER, STRANGER, OTHER_STRANGER)
+    server = serve(peer_credentials=peers, max_per_uid=2, read_timeout_s=10.0)
+    holders = hold(server.path, server, 2)
     try:
+        error = refusal(server.path)
+        assert error == {"kind": "AgentBusy", "message": "the agent is busy; try again"}
+        assert still_serves(server)  # another uid
+    finally:
         for holder in holders:
-            holder.connect(str(server.path))
-        assert wait_until(lambda: server.active_connections == 2)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as excess:
-            excess.settimeout(5.0)
-            excess.connect(str(server.path))
-            error = error_of(read_to_close(excess))
-        assert error == {"kind": "ControlError", "message": "the agent is busy; try again"}
-        with pytest.raises(ControlError):  # "busy", or reset if its request raced the refusal: never a hang
-            request(server.path, "status")
+            holder.close()
+    assert wait_until(lambda: server.active_connections == 0)
+
+
+def test_root_gets_a_reserved_slot_when_the_shared_ones_are_full(serve: Callable[..., ControlServer]) -> None:
+    peers = ScriptedPeers(STRANGER, OTHER_STRANGER, STRANGER, ROOT_PEER)
+    recorder = Recorder()
+    server = serve(recorder, peer_credentials=peers, max_connections=2, reserved_slots=1, read_timeout_s=10.0)
+    holders = hold(server.path, server, 2)
+    try:
+        error = refusal(server.path)
+        assert error["kind"] == "AgentBusy"
+        assert request(server.path, "location.off", {"wait_s": 0}) == {"op": "location.off", "args": {"wait_s": 0.0}}
+    finally:
+        for holder in holders:
+            holder.close()
+    assert [(req.op, peer.uid) for req, peer in recorder.calls] == [("location.off", 0)]
+
+
+def test_when_even_the_reserved_slots_are_taken_root_is_told_busy(serve: Callable[..., ControlServer]) -> None:
+    server = serve(max_connections=1, reserved_slots=1, read_timeout_s=10.0)  # we are root (or the agent's uid)
+    holders = hold(server.path, server, 2)
+    try:
+        error = refusal(server.path)
+        assert error["kind"] == "AgentBusy"
+        with pytest.raises(AgentBusy, match="busy"):  # retried until its timeout, then reported as busy
+            request(server.path, "status", timeout_s=0.3)
     finally:
         for holder in holders:
             holder.close()
     assert wait_until(lambda: server.active_connections == 0)
     assert still_serves(server)
+
+
+def test_a_uids_second_silent_connection_has_the_short_deadline(serve: Callable[..., ControlServer]) -> None:
+    server = serve(peer_credentials=ScriptedPeers(STRANGER), read_timeout_s=30.0, crowded_read_timeout_s=0.2)
+    [first] = hold(server.path, server, 1)
+    with first:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as second:
+            second.settimeout(5.0)
+            second.connect(str(server.path))
+            error = error_of(read_to_close(second))
+        assert error["message"] == "no complete request within 0.2 s"
+        assert wait_until(lambda: server.active_connections == 1)  # the first still has its long deadline
+        first.sendall(b'{"v": 1, "op": "status"}\n')
+        assert json.loads(read_to_close(first))["ok"] is True
+
+
+def test_busy_replies_are_retried_with_backoff_until_the_agent_has_room(short_dir: Path) -> None:
+    path = short_dir / "busy.sock"
+    busy = encode_error(AgentBusy("the agent is busy; try again"))
+    attempts: list[bytes] = []
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(8)
+
+        def busy_three_times() -> None:
+            for _ in range(4):
+                conn, _ = listener.accept()
+                with conn:
+                    attempts.append(conn.recv(4096))
+                    conn.sendall(busy if len(attempts) <= 3 else b'{"ok": true, "result": {"done": 1}}\n')
+
+        agent = threading.Thread(target=busy_three_times, daemon=True)
+        agent.start()
+        pauses: list[float] = []
+        reply = exchange(str(path), b'{"v": 1, "op": "location.off"}\n', 10.0,
+                         jitter=lambda ceiling: pauses.append(ceiling) or 0.0)
+        agent.join(10)
+    assert json.loads(reply) == {"ok": True, "result": {"done": 1}}
+    assert attempts == [b'{"v": 1, "op": "location.off"}\n'] * 4
+    assert pauses == [0.01, 0.02, 0.04]  # each ceiling doubles; the jitter picks below it
+
+
+def test_a_client_stays_busy_no_longer_than_its_timeout(serve: Callable[..., ControlServer]) -> None:
+    server = serve(peer_credentials=ScriptedPeers(STRANGER), max_per_uid=1, read_timeout_s=10.0)
+    [holder] = hold(server.path, server, 1)
+    with holder:
+        with pytest.raises(AgentBusy, match="busy"):
+            request(server.path, "status", timeout_s=0.5)
+        err = io.StringIO()
+        code = cli.run(str(server.path), "status", {}, 0.5, as_json=False, out=io.StringIO(), err=err)
+        assert code == cli.EXIT_FAILED  # privacyctl: refused, not unreachable
+        assert err.getvalue() == "privacyctl: the agent is busy; try again\n"
 
 
 def test_a_burst_of_clients_is_served_or_told_busy_never_unreachable(
@@ -392,10 +516,9 @@ def test_a_failing_credential_reader_ends_that_connection_only(serve: Callable[.
         raise OSError("no credentials today")
 
     server = serve(peer_credentials=broken)
-    error = error_of(raw_exchange(server.path, b'{"v": 1, "op": "status"}\n'))
-    assert error["kind"] == "AgentError"
-    error = error_of(raw_exchange(server.path, b'{"v": 1, "op": "status"}\n'))
-    assert error["kind"] == "AgentError"
+    assert refusal(server.path) == {"kind": "AgentError", "message": "internal error in the agent; see its log"}
+    assert refusal(server.path)["kind"] == "AgentError"
+    assert server.active_connections == 0  # refused at accept: it never held a slot
 
 
 # -- credentials (injected) ----------------------------------------------------------------------------

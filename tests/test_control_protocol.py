@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -9,13 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import errors
+from agent import control_wire, errors
 from agent.control import (
     MUTATING_OPS,
+    OP_TABLE,
     OPS,
     READ_OPS,
     Peer,
     Request,
+    Slots,
     authorize,
     decode_reply,
     encode_error,
@@ -23,8 +26,9 @@ from agent.control import (
     error_from_reply,
     parse_request,
     parse_status_groups,
+    read_request,
 )
-from agent.errors import AgentError, ControlError, PermissionDenied, UsageError
+from agent.errors import AgentBusy, AgentError, ControlError, PermissionDenied, UsageError
 
 SERVER_UID = 999
 GROUP_GID = 4242
@@ -184,17 +188,17 @@ STRANGER = Peer(pid=10, uid=1234, gid=1234, groups=(1234, 20))
 
 @pytest.mark.parametrize("op", sorted(READ_OPS))
 def test_anyone_who_can_connect_may_read(op: str) -> None:
-    authorize(Request(op), STRANGER, group_gid=None, server_uid=SERVER_UID)
-    authorize(Request(op), STRANGER, group_gid=GROUP_GID, server_uid=SERVER_UID)
+    authorize(op, STRANGER, group_gid=None, server_uid=SERVER_UID)
+    authorize(op, STRANGER, group_gid=GROUP_GID, server_uid=SERVER_UID)
 
 
 @pytest.mark.parametrize("op", sorted(MUTATING_OPS))
 def test_a_stranger_may_not_change_state(op: str) -> None:
     with pytest.raises(PermissionDenied, match="only root or members") as caught:
-        authorize(Request(op), STRANGER, group_gid=GROUP_GID, server_uid=SERVER_UID)
+        authorize(op, STRANGER, group_gid=GROUP_GID, server_uid=SERVER_UID)
     assert caught.value.details == {"uid": 1234}
     with pytest.raises(PermissionDenied, match="only root may"):
-        authorize(Request(op), STRANGER, group_gid=None, server_uid=SERVER_UID)
+        authorize(op, STRANGER, group_gid=None, server_uid=SERVER_UID)
 
 
 @pytest.mark.parametrize("peer", [
@@ -204,13 +208,13 @@ def test_a_stranger_may_not_change_state(op: str) -> None:
     Peer(pid=1, uid=1234, gid=1234, groups=(5, GROUP_GID)),
 ])
 def test_root_the_agents_own_user_and_the_group_may_change_state(peer: Peer) -> None:
-    authorize(Request("location.on"), peer, group_gid=GROUP_GID, server_uid=SERVER_UID)
+    authorize("location.on", peer, group_gid=GROUP_GID, server_uid=SERVER_UID)
 
 
 def test_group_membership_counts_only_when_a_group_is_configured() -> None:
     member = Peer(pid=1, uid=1234, gid=GROUP_GID)
     with pytest.raises(PermissionDenied):
-        authorize(Request("location.off"), member, group_gid=None, server_uid=SERVER_UID)
+        authorize("location.off", member, group_gid=None, server_uid=SERVER_UID)
 
 
 def test_status_groups_line_of_proc() -> None:
@@ -271,3 +275,219 @@ def test_unknown_or_unbuildable_kinds_become_control_errors(error: dict[str, Any
 def test_malformed_replies_are_control_errors(raw: bytes) -> None:
     with pytest.raises(ControlError):
         decode_reply(raw)
+
+
+# -- repeated keys: the last one must not silently win -------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "key"), [
+    (b'{"v": 1, "op": "status", "op": "location.on"}', "op"),
+    (b'{"v": 1, "v": 1, "op": "status"}', "v"),
+    (b'{"v": 1, "op": "location.off", "args": {"wait_s": 60, "wait_s": 0}}', "wait_s"),
+    (b'{"v": 1, "op": "erase", "args": {"all": {"x": [{"deep": 1, "deep": 2}]}}}', "deep"),
+    (b'{"v": 1, "op": "status", "args": null, "args": {}}', "args"),
+])
+def test_a_repeated_key_at_any_depth_is_refused_and_named(raw: bytes, key: str) -> None:
+    with pytest.raises(ControlError, match=f"request repeats the key '{key}'"):
+        parse_request(raw)
+    with pytest.raises(ControlError, match="repeats the key"):
+        read_request(raw, ROOT, group_gid=None, server_uid=SERVER_UID)
+
+
+def test_the_repeated_op_attack_runs_nothing_even_for_root() -> None:
+    with pytest.raises(ControlError) as caught:
+        read_request(b'{"v":1,"op":"status","op":"location.on"}', ROOT, group_gid=None, server_uid=SERVER_UID)
+    assert type(caught.value) is ControlError
+
+
+def test_a_repeated_key_name_is_clipped_and_printable() -> None:
+    key = "\x1b[2J" + "k" * 300
+    raw = b'{"v": 1, ' + (json.dumps(key).encode() + b": 1, ") * 2 + b'"op": "status"}'
+    with pytest.raises(ControlError) as caught:
+        parse_request(raw)
+    assert "\x1b" not in str(caught.value) and len(str(caught.value)) < 100
+
+
+def _with_a_repeat(value: dict[str, Any], path: list[int]) -> str:
+    """``value`` as JSON text with one key repeated, in the object that ``path`` picks keys down to."""
+    keys = sorted(value)
+    chosen = keys[path[0] % len(keys)]
+    deeper = len(path) > 1 and isinstance(value[chosen], dict)
+    parts = [f"{json.dumps(key)}: "
+             + (_with_a_repeat(value[key], path[1:]) if key == chosen and deeper else json.dumps(value[key]))
+             for key in keys]
+    if not deeper:
+        parts.append(f"{json.dumps(chosen)}: 0")  # the repeat, here
+    return "{" + ", ".join(parts) + "}"
+
+
+_objects = st.recursive(
+    st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=4), min_size=1, max_size=3),
+    lambda inner: st.dictionaries(st.text(max_size=4), inner | st.integers(), min_size=1, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(_objects, st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=4))
+def test_any_repeated_key_anywhere_is_refused(value: dict[str, Any], path: list[int]) -> None:
+    text = _with_a_repeat(value, path)
+    assert json.loads(text) is not None  # plain json would have taken it, the last key winning
+    raw = ('{"v": 1, "op": "erase", "args": {"all": ' + text + "}}").encode()
+    with pytest.raises(ControlError, match="repeats the key"):
+        parse_request(raw)
+
+
+# -- authorisation comes before argument checks ---------------------------------------------------------
+
+ROOT = Peer(pid=1, uid=0, gid=0)
+
+_BAD_ARGS = [None, [], "x", {"wait_s": -1}, {"wait_s": "soon"}, {"purpose": "Ads"}, {"out": "relative"},
+             {"all": 1}, {"uid": 0}, {}]
+
+
+@pytest.mark.parametrize("op", sorted(MUTATING_OPS))
+@pytest.mark.parametrize("args", _BAD_ARGS)
+def test_a_stranger_learns_nothing_about_the_arguments_of_an_op_it_may_not_run(op: str, args: Any) -> None:
+    raw = line({"v": 1, "op": op, "args": args})
+    with pytest.raises(PermissionDenied) as caught:
+        read_request(raw, STRANGER, group_gid=GROUP_GID, server_uid=SERVER_UID)
+    assert caught.value.message == f"'{op}' changes the agent's state; only root or members of the agent's " \
+        "control group may do that"
+
+
+@given(op=st.sampled_from(sorted(MUTATING_OPS)), args=_json | st.dictionaries(_arg_names, _json, max_size=3))
+def test_any_arguments_of_a_mutating_op_from_a_stranger_are_not_permitted(op: str, args: Any) -> None:
+    with pytest.raises(PermissionDenied):
+        read_request(line({"v": 1, "op": op, "args": args}), STRANGER, group_gid=GROUP_GID,
+                     server_uid=SERVER_UID)
+
+
+def test_the_same_bad_arguments_from_root_or_a_member_are_named() -> None:
+    raw = line({"v": 1, "op": "location.on", "args": {"wait_s": -1}})
+    member = Peer(pid=1, uid=1234, gid=1234, groups=(GROUP_GID,))
+    for peer in (ROOT, member):
+        with pytest.raises(UsageError, match="between 0 and 60"):
+            read_request(raw, peer, group_gid=GROUP_GID, server_uid=SERVER_UID)
+
+
+def test_a_stranger_still_gets_argument_errors_for_ops_it_may_run() -> None:
+    with pytest.raises(UsageError, match="does not take: x"):
+        read_request(line({"v": 1, "op": "status", "args": {"x": 1}}), STRANGER, group_gid=GROUP_GID,
+                     server_uid=SERVER_UID)
+
+
+def test_read_request_returns_the_checked_request_for_an_allowed_peer() -> None:
+    raw = line({"v": 1, "op": "location.off", "args": {"wait_s": 3}})
+    assert read_request(raw, ROOT, group_gid=None, server_uid=SERVER_UID) == Request("location.off",
+                                                                                       {"wait_s": 3.0})
+
+
+def test_the_op_table_is_the_one_source_of_ops() -> None:
+    assert set(OP_TABLE) == OPS
+    assert {op for op, spec in OP_TABLE.items() if not spec.mutating} == READ_OPS
+    assert {op for op, spec in OP_TABLE.items() if spec.mutating} == MUTATING_OPS
+    for spec in OP_TABLE.values():
+        assert spec.required <= set(spec.args)
+
+
+# -- connection slots ------------------------------------------------------------------------------------
+
+PRIVILEGED = frozenset({0, SERVER_UID})
+
+
+def slots(shared: int = 4, per_uid: int = 2, reserved: int = 2) -> Slots:
+    return Slots(shared=shared, per_uid=per_uid, reserved=reserved, privileged_uids=PRIVILEGED,
+                 read_timeout_s=5.0, crowded_read_timeout_s=1.0)
+
+
+def test_one_uid_holds_at_most_its_share() -> None:
+    table = slots(shared=10, per_uid=2)
+    assert table.take(1000) == 5.0
+    assert table.take(1000) == 1.0  # a second silent connection is a flood's: it gets the short deadline
+    assert table.take(1000) is None
+    assert table.take(1001) == 5.0  # another uid is not held up
+    table.give_back(1000)
+    assert table.take(1000) == 1.0
+    assert table.held_by(1000) == 2 and table.held == 3
+
+
+def test_root_and_the_agents_uid_get_slots_when_everyone_else_is_full() -> None:
+    table = slots(shared=4, per_uid=2, reserved=2)
+    for uid in (1000, 1000, 1001, 1001):
+        assert table.take(uid) is not None
+    assert table.take(1002) is None  # the shared slots are gone
+    assert table.take(0) == 5.0
+    assert table.take(SERVER_UID) == 5.0
+    assert table.take(0) is None  # and the reserved ones too
+    table.give_back(1000)
+    assert table.take(1002) is None  # a freed slot below the privileged ones is not shared again yet
+    table.give_back(0)
+    table.give_back(SERVER_UID)
+    assert table.take(1002) == 5.0
+
+
+def test_giving_back_what_was_not_taken_is_a_bug() -> None:
+    with pytest.raises(ValueError):
+        slots().give_back(1000)
+
+
+@pytest.mark.parametrize("options", [{"shared": 0}, {"per_uid": 0}, {"reserved": 0}])
+def test_slot_limits_must_be_positive(options: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        slots(**options)
+
+
+_slot_steps = st.lists(st.tuples(st.booleans(), st.sampled_from([0, SERVER_UID, 1000, 1001, 1002, 1003])),
+                       max_size=80)
+
+
+@given(_slot_steps, st.integers(1, 6), st.integers(1, 4), st.integers(1, 4))
+def test_slots_keep_their_limits_and_always_leave_room_for_root(
+        steps: list[tuple[bool, int]], shared: int, per_uid: int, reserved: int) -> None:
+    table = slots(shared=shared, per_uid=per_uid, reserved=reserved)
+    held: list[int] = []
+    for take, uid in steps:
+        if take:
+            if table.take(uid) is not None:
+                held.append(uid)
+        elif uid in held:
+            table.give_back(uid)
+            held.remove(uid)
+        unprivileged = [u for u in held if u not in PRIVILEGED]
+        assert len(unprivileged) <= shared
+        assert all(unprivileged.count(u) <= per_uid for u in unprivileged)
+        assert table.held == len(held) <= shared + reserved
+    privileged_held = sum(1 for u in held if u in PRIVILEGED)
+    room = shared + reserved - len(held)
+    assert room >= reserved - privileged_held  # whatever others hold, root still has its reserved slots
+    for _ in range(room):
+        assert table.take(0) is not None
+    assert table.take(0) is None
+
+
+# -- the client's "busy" retry -----------------------------------------------------------------------------
+
+def test_the_client_knows_the_busy_kind_by_name() -> None:
+    assert AgentBusy.__name__ == control_wire.BUSY_KIND
+    assert issubclass(AgentBusy, ControlError)
+
+
+def test_a_busy_reply_is_recognised_and_nothing_else_is() -> None:
+    assert control_wire.is_busy_reply(encode_error(AgentBusy("the agent is busy; try again")).rstrip(b"\n"))
+    for other in (encode_error(ControlError("busy")), encode_error(PermissionDenied("AgentBusy")),
+                  encode_result({"kind": "AgentBusy"}), b'{"ok": false, "error": "AgentBusy"}', b"AgentBusy",
+                  b'{"ok": false, "error": {"kind": "AgentBusy"' + b" " * 600 + b"}}", b"[" * 400 + b"AgentBusy"):
+        assert not control_wire.is_busy_reply(other), other
+
+
+def test_a_busy_reply_is_raised_as_agent_busy() -> None:
+    with pytest.raises(AgentBusy, match="busy"):
+        decode_reply(encode_error(AgentBusy("the agent is busy; try again")))
+
+
+def test_backoff_doubles_from_the_first_pause_up_to_its_cap() -> None:
+    ceilings = [control_wire.backoff_ceiling_s(attempt) for attempt in range(12)]
+    assert ceilings[0] == control_wire.BACKOFF_FIRST_S
+    assert all(later == min(control_wire.BACKOFF_CAP_S, 2 * earlier)
+               for earlier, later in itertools.pairwise(ceilings))
+    assert ceilings[-1] == control_wire.BACKOFF_CAP_S
+    assert control_wire.backoff_ceiling_s(10**6) == control_wire.BACKOFF_CAP_S
