@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.errors import SinkRejected, SinkUnavailable
 from agent.spool import Message
 
-_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # read: the last byte, to finish a cut line
+_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # read: the last byte
 
 
 class FileSink:

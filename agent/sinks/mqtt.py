@@ -55,6 +55,9 @@ class MqttSink:
         self.name = name
         self._host, self._port, self._topic = host, port, topic
         self._tls_context = tls_context(name, ca_file, cert_file, key_file) if tls else None
+        self._tls_sockets: list[ssl.SSLSocket] = []
+        if self._tls_context is not None:
+            _track_sockets(self._tls_context, self._tls_sockets)
         self._client_id = client_id or random_client_id()
         self._timeout_s = timeout_s
         self._client: Any = None
@@ -110,8 +113,10 @@ class MqttSink:
         try:
             client.connect(self._host, self._port, keepalive=KEEPALIVE_S)
         except (OSError, ssl.SSLError, ValueError) as exc:
+            self._close_failed_tls_sockets()
             raise SinkUnavailable(f"cannot connect to the MQTT broker: {type(exc).__name__}",
                                   sink=self.name) from exc
+        self._tls_sockets.clear()  # the connection's socket is paho's to close from now on
         client.loop_start()
         self._client = client
         if not connected.wait(self._timeout_s) or outcome.get("failure", True) or self._lost.is_set():
@@ -128,6 +133,12 @@ class MqttSink:
             client.tls_set_context(self._tls_context)
         return client
 
+    def _close_failed_tls_sockets(self) -> None:
+        """paho-mqtt 2.x does not close a TLS socket whose handshake failed (the certificate did not verify):
+        close it here, rather than leave it to the garbage collector."""
+        while self._tls_sockets:
+            self._tls_sockets.pop().close()
+
     def _drop_connection(self) -> None:
         client, self._client = self._client, None
         if client is None:
@@ -137,3 +148,15 @@ class MqttSink:
         except (OSError, ssl.SSLError, ValueError):
             pass  # already gone: dropping it is all that is asked
         client.loop_stop()
+
+
+def _track_sockets(context: ssl.SSLContext, opened: list[ssl.SSLSocket]) -> None:
+    """Record every socket ``context`` wraps in ``opened``, so that one a failed connect left open is closed."""
+    wrap = context.wrap_socket
+
+    def wrap_and_record(*args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        wrapped = wrap(*args, **kwargs)
+        opened.append(wrapped)
+        return wrapped
+
+    setattr(context, "wrap_socket", wrap_and_record)  # noqa: B010 - an instance override, not a constant name
