@@ -3,18 +3,20 @@
 Usage::
 
     privacyctl [--socket PATH] [--json] status
-    privacyctl [...] location on|off [--wait SECONDS] | location status
-    privacyctl [...] consent list | consent grant PURPOSE | consent withdraw PURPOSE
-    privacyctl [...] identity reset | export --out PATH | erase [--all]
-    privacyctl [...] log verify | policy show | incidents
+    privacyctl [...] location on|off [--wait SECONDS] | location status [--check]
+    privacyctl [...] log verify | incidents [--since WHEN]
+
+``--json`` may also follow the subcommand (``privacyctl status --json``).
 
 The socket is ``--socket``, else ``$PRIVACY_AGENT_SOCKET``, else ``/run/privacy-agent/control.sock``.
-``--json`` prints the agent's result object as it came (or ``{"ok": false, "error": ...}``); otherwise
-the output is a few plain lines. ``location off`` returns once the agent has made "off" durable and blocked
-location data, then waits up to ``--wait`` seconds (default 10) for the modem to confirm,
-and says which of the two it got.
+``--json`` prints the agent's result object as it came, or, on failure, only ``{"ok": false, "error": ...}``
+on stdout; otherwise the output is a few plain lines, with times in ISO 8601 UTC. ``location on|off`` returns
+once the agent has made the change durable (and, for off, blocked location data), then waits up to ``--wait``
+seconds (default 10) for the modem to confirm, and says what already holds and what does not yet.
 
-Exit codes: 0 done, 1 refused or failed (the reason is printed), 2 usage error, 3 agent unreachable.
+Exit codes: 0 done (for ``location on|off``: confirmed by the modem), 1 refused, failed or not confirmed (the
+reason is printed; an unconfirmed change stays recorded and is enforced when the modem answers), 2 usage error,
+3 agent unreachable.
 
 This is what people type, so it starts fast: it imports only the few standard modules it needs and
 :mod:`agent.control_wire` (the client half of the socket, standard library only), and speaks the control
@@ -25,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -65,38 +69,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="privacyctl", description="Control the local privacy agent.")
     parser.add_argument("--socket", help=f"control socket (default ${SOCKET_ENV} or {DEFAULT_SOCKET})")
     parser.add_argument("--json", action="store_true", help="print the agent's JSON result")
+    # --json after the subcommand too; SUPPRESS keeps a leaf's absent flag from undoing the top-level one.
+    json_after = argparse.ArgumentParser(add_help=False)
+    json_after.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                            help="print the agent's JSON result")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("status", help="what the agent and the modem are doing")
+    commands.add_parser("status", parents=[json_after], help="what the agent and the modem are doing")
 
     location = commands.add_parser("location", help="the location switch").add_subparsers(
         dest="action", required=True, metavar="on|off|status")
     for action in ("on", "off"):
-        switch = location.add_parser(action, help=f"turn location {action}")
+        switch = location.add_parser(action, parents=[json_after], help=f"turn location {action}")
         switch.add_argument("--wait", type=_wait_seconds, default=10.0, metavar="SECONDS",
                             help="how long to wait for the modem to confirm (0-60, default 10)")
-    location.add_parser("status", help="what you asked, what the modem does, whether they agree")
+    location_status = location.add_parser("status", parents=[json_after],
+                                          help="what you asked, what the modem does, whether they agree")
+    location_status.add_argument("--check", action="store_true", help="read the modem back before answering")
 
     consent = commands.add_parser("consent", help="consent per purpose").add_subparsers(
         dest="action", required=True, metavar="list|grant|withdraw")
-    consent.add_parser("list")
-    consent.add_parser("grant").add_argument("purpose", type=_purpose)
-    consent.add_parser("withdraw").add_argument("purpose", type=_purpose)
+    consent.add_parser("list", parents=[json_after])
+    consent.add_parser("grant", parents=[json_after]).add_argument("purpose", type=_purpose)
+    consent.add_parser("withdraw", parents=[json_after]).add_argument("purpose", type=_purpose)
 
     identity = commands.add_parser("identity", help="pseudonymous identity").add_subparsers(
         dest="action", required=True, metavar="reset")
-    identity.add_parser("reset")
+    identity.add_parser("reset", parents=[json_after])
 
-    export = commands.add_parser("export", help="export your data")
+    export = commands.add_parser("export", parents=[json_after], help="export your data")
     export.add_argument("--out", required=True, metavar="PATH")
-    commands.add_parser("erase", help="erase your data").add_argument("--all", action="store_true")
+    commands.add_parser("erase", parents=[json_after], help="erase your data").add_argument(
+        "--all", action="store_true")
 
     log = commands.add_parser("log", help="the tamper-evident log").add_subparsers(
         dest="action", required=True, metavar="verify")
-    log.add_parser("verify")
+    log.add_parser("verify", parents=[json_after])
     policy = commands.add_parser("policy", help="the privacy policy in force").add_subparsers(
         dest="action", required=True, metavar="show")
-    policy.add_parser("show")
-    commands.add_parser("incidents", help="drift and leaks the agent found and repaired")
+    policy.add_parser("show", parents=[json_after])
+    incidents = commands.add_parser("incidents", parents=[json_after],
+                                    help="drift and losses the agent found (newest first)")
+    incidents.add_argument("--since", type=_since, metavar="WHEN",
+                           help="only incidents since WHEN: an ISO 8601 time (UTC unless it says) or an age "
+                                "such as 30m, 12h, 7d")
     return parser
 
 
@@ -116,11 +131,35 @@ def _purpose(text: str) -> str:
     return text
 
 
+_AGE = re.compile(r"(\d{1,6})([smhd])")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str, *, now: float | None = None) -> int:
+    """``--since``: milliseconds since the epoch, from an ISO 8601 time or an age (``30m``, ``12h``, ``7d``)."""
+    age = _AGE.fullmatch(text)
+    if age:
+        current = dt.datetime.now(dt.UTC).timestamp() if now is None else now
+        return int((current - int(age.group(1)) * _AGE_SECONDS[age.group(2)]) * 1000)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an ISO 8601 time (2026-12-02T10:00:00Z) or an age such as "
+                                         "30m, 12h, 7d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The op and args the agent understands, for parsed command-line arguments."""
     command, action = args.command, getattr(args, "action", None)
     if command == "location" and action in ("on", "off"):
         return f"location.{action}", {"wait_s": args.wait}
+    if command == "location" and action == "status":
+        return "location.status", ({"check": True} if args.check else {})
+    if command == "incidents":
+        return "incidents", ({} if args.since is None else {"since_ms": args.since})
     if command == "consent" and action in ("grant", "withdraw"):
         return f"consent.{action}", {"purpose": args.purpose}
     if command == "export":
@@ -191,35 +230,62 @@ def describe_location(status: dict[str, Any]) -> list[str]:
     else:
         autogps, outport = _shown(observed.get("autogps")), _shown(observed.get("outport"))
         modem = f"GNSS {gnss}, autogps {autogps}, NMEA output {outport}"
+    read_at, age = status.get("observed_at"), status.get("observed_age_s")
+    if read_at is not None:
+        modem += f" (read {_shown(read_at)}, {_shown(age)} s ago)"
     gate = _shown(status.get("gate", "?"))
     if status.get("enforced"):
-        agree = "yes, verified on the modem"
+        verified_at = status.get("verified_at")
+        agree = "yes, verified on the modem" + (f" at {_shown(verified_at)}" if verified_at else "")
     elif gate == "closed":
-        agree = "not yet; the agent keeps enforcing, and location data stays blocked meanwhile"
+        agree = "not verified now; the agent keeps enforcing, and location data stays blocked meanwhile"
     else:
-        agree = "not yet; the agent keeps enforcing"
+        agree = "not verified now; the agent keeps enforcing"
     return [f"You asked:  location {desired}", f"Modem:      {modem}", f"Agree:      {agree}"]
 
 
-def describe_switch(result: dict[str, Any], wait_s: float) -> list[str]:
+def describe_switch(result: dict[str, Any]) -> list[str]:
+    """What already holds (the change is durable, the gate) and what does not yet (the modem's confirmation)."""
     desired = _shown(result.get("desired", "?"))
     if desired == "off":
         first = "Location off is saved and location data is blocked."
     else:
-        first = "Location on is saved."
+        first = "Location on is saved; location data stays blocked until the modem confirms."
     if result.get("verified"):
-        second = f"The modem confirmed it within {wait_s:g} s."
+        second = "The modem confirmed it."
     else:
-        second = f"The modem has not confirmed it within {wait_s:g} s; the agent keeps enforcing."
+        reason = _shown(result.get("not_verified") or "not confirmed")
+        second = f"Not confirmed: {reason}. The change stays recorded and is enforced when the modem answers."
     return [first, second, *describe_location(result)]
+
+
+def describe_incidents(result: dict[str, Any]) -> list[str]:
+    """One line per incident, newest first, with its ISO 8601 UTC time."""
+    incidents = result.get("incidents")
+    if not isinstance(incidents, list) or not incidents:
+        return ["incidents: (none)"]
+    lines = []
+    for incident in incidents:
+        if not isinstance(incident, dict):
+            raise TypeError("an incident must be an object")
+        facts = {key: value for key, value in incident.items() if key not in ("time", "time_ms", "kind", "seq")}
+        detail = " ".join(line.replace(": ", "=", 1) for line in describe_generic(facts))
+        lines.append(f"{_shown(incident.get('time'))}  {_shown(incident.get('kind'))}  {detail}".rstrip())
+    return lines
 
 
 def describe_status(result: dict[str, Any]) -> list[str]:
     lines = describe_location(result["location"]) if isinstance(result.get("location"), dict) else []
+    notices = result.get("notices")
+    for notice in notices if isinstance(notices, list) else []:
+        lines.append(f"Notice:     {_shown(notice)}")
     modem = result.get("modem")
     if isinstance(modem, dict):
         lines.append(f"Module:     {_shown(modem.get('model', '?'))} ({_shown(modem.get('revision', '?'))})")
-    rest = {key: value for key, value in result.items() if key not in ("location", "modem")}
+    ledger = result.get("ledger")
+    if isinstance(ledger, dict) and ledger.get("key"):
+        lines.append(f"Device key: {_shown(ledger['key'])} (pin it: privacy-agent verify-export --key ...)")
+    rest = {key: value for key, value in result.items() if key not in ("location", "modem", "notices")}
     return lines + describe_generic(rest)
 
 
@@ -258,9 +324,11 @@ def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
     if op == "location.status":
         return describe_location(result)
     if op in ("location.on", "location.off"):
-        return describe_switch(result, float(args.get("wait_s", 10.0)))
+        return describe_switch(result)
     if op == "status":
         return describe_status(result)
+    if op == "incidents":
+        return describe_incidents(result)
     return describe_generic(result) or ["done"]
 
 
@@ -281,7 +349,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return EXIT_USAGE
     timeout_s = READ_TIMEOUT_S + float(op_args.get("wait_s", 0.0))
     try:
-        return run(path, op, op_args, timeout_s, as_json=args.json, out=out, err=err)
+        return run(path, op, op_args, timeout_s, as_json=bool(args.json), out=out, err=err)
     except KeyboardInterrupt:  # a change already sent stands; the agent finishes it without us
         print("privacyctl: interrupted", file=err)
         return EXIT_INTERRUPTED
@@ -295,6 +363,10 @@ def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_jso
         return _fail(EXIT_UNREACHABLE, "AgentUnreachable", str(exc), as_json, out, err)
     except Refused as exc:
         return _fail(EXIT_FAILED, exc.kind, exc.message, as_json, out, err)
+    if op in ("location.on", "location.off") and not result.get("verified"):
+        code = EXIT_FAILED  # recorded, not confirmed: say what holds, and do not call it done
+    else:
+        code = EXIT_OK
     if as_json:
         text = json.dumps(result, indent=2, sort_keys=True)
     else:
@@ -303,7 +375,8 @@ def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_jso
         except (TypeError, ValueError, AttributeError):  # fields of the wrong shape: not our agent, or a newer one
             return _fail(EXIT_FAILED, "ControlError", "the agent sent a reply this privacyctl cannot show",
                          as_json, out, err)
-    return _print(text, out, err)
+    printed = _print(text, out, err)
+    return printed if printed != EXIT_OK else code
 
 
 def _print(text: str, out: TextIO, err: TextIO) -> int:
@@ -322,9 +395,11 @@ def _print(text: str, out: TextIO, err: TextIO) -> int:
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """Report a failure once: as JSON on stdout in JSON mode, else as a line on stderr."""
     if as_json:
         _print(json.dumps({"ok": False, "error": {"kind": kind, "message": message}}), out, err)
-    print(f"privacyctl: {printable(message)}", file=err)
+    else:
+        print(f"privacyctl: {printable(message)}", file=err)
     return code
 
 

@@ -26,7 +26,7 @@ class ModemConfig:
     port: str
     nmea_port: str | None = None
     guard_port: str | None = None
-    reconcile_interval_s: float = 30.0
+    reconcile_interval_s: float = 5.0
     verify_timeout_s: float = 10.0
 
 
@@ -143,7 +143,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
             port=port,
             nmea_port=overrides.get("nmea_port") or modem.get("nmea_port"),
             guard_port=modem.get("guard_port"),
-            reconcile_interval_s=float(modem.get("reconcile_interval_s", 30.0)),
+            reconcile_interval_s=float(modem.get("reconcile_interval_s", 5.0)),
             verify_timeout_s=float(modem.get("verify_timeout_s", 10.0)),
         ),
         state=StateConfig(dir=_absolute(overrides.get("state_dir") or state.get("dir"), DEFAULT_STATE_DIR,

@@ -15,6 +15,7 @@ the modem session and the control socket.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import queue
 import signal
@@ -27,19 +28,29 @@ from typing import Any
 
 from agent import systemd, transport
 from agent.config import Config, load_config
-from agent.control import ControlServer, Peer, Request
+from agent.control import ControlServer, Peer, Request, check_socket_free
 from agent.enforcer import Enforcer, Gate, Outcome
-from agent.errors import AgentError, ConfigError, StateDamaged, StoreError, UsageError
-from agent.ledger import Ledger, LedgerConfig
+from agent.errors import AgentError, ConfigError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
+from agent.ledger import Ledger, LedgerConfig, Record
 from agent.model import Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
 from agent.quectel import commands, responses
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
-from agent.state import DEFAULT, Desired, ensure_state_dir, read_desired, write_desired
+from agent.state import (
+    DEFAULT,
+    FILE_NAME,
+    Desired,
+    check_state_dir,
+    ensure_state_dir,
+    read_desired,
+    write_desired,
+)
 
 log = logging.getLogger("privacy-agent")
 
 MAX_WAIT_S = 60.0
+FULL_RECONCILE_S = 60.0  # the whole off/on sequence (autogps, outport, +CREG) at least this often
+NMEA_WHILE_OFF = "nmea-while-off"
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Supervisor:
         self._nmea_feed = nmea_feed
         self.gate = Gate()
         self.enforcer = Enforcer(session, self.gate, has_nmea_port=nmea_feed is not None,
-                                 on_nmea=self._set_nmea_active)
+                                 on_nmea=self._set_nmea_decoding, clock=self._clock)
         self.desired: Desired = DEFAULT
         self._desired_on_disk: Desired | None = None
         self._change_lock = threading.Lock()
@@ -77,8 +88,13 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last: Outcome | None = None
+        self._last_full_mono = float("-inf")
         self._user_generation_pending: int | None = None
-        self.incidents: list[dict[str, Any]] = []
+        self._waiters: list[_Ticket] = []  # released by the next reconcile or check, whatever its reason
+        self._waiters_lock = threading.Lock()
+        self.notices: list[str] = []  # what the user must be told in status (e.g. started off, and why)
+        self._incident_count: int | None = None  # counted from the ledger when first asked
+        self._incident_lock = threading.Lock()
         self.ready = threading.Event()
         self.fix_listeners: list[Callable[[Fix], None]] = []
         self._fixes_seen = 0
@@ -88,21 +104,63 @@ class Supervisor:
 
     # -- start / stop ----------------------------------------------------------------------------------------
     def load_desired(self) -> Desired:
-        """The newer of the state file and the ledger's last switch record; off when there is neither."""
+        """The ledger's last switch record decides; ``desired.json`` is only its copy.
+
+        - Neither exists (first start): location is off, and that default is recorded as the first switch.
+        - The file is older than the ledger (a crash between the ledger's fsync and the file's rewrite): the
+          ledger wins, and the file is rewritten.
+        - The file claims more than the ledger holds (a higher generation, or another state at the same one):
+          records were lost from the ledger or the file was planted. An "on" the ledger never acknowledged is
+          never applied: the agent starts with location off, records why, and says so in ``status``.
+        """
+        problem: str | None = None
         try:
             from_file = read_desired(self._config.state.dir)
-        except StateDamaged as exc:  # the ledger's last switch (or off) decides; the file is rewritten
-            log.error("%s; using the ledger's last switch record (off when there is none)", exc)
-            from_file = None
+        except StateDamaged as exc:
+            log.error("%s; the ledger's last switch record decides", exc)
+            from_file, problem = None, exc.message
         from_ledger = _last_switch(self._ledger)
-        candidates = [d for d in (from_file, from_ledger) if d is not None]
-        self.desired = max(candidates, key=lambda d: d.generation) if candidates else DEFAULT
+        if from_ledger is None and (from_file is None or not from_file.location_on):
+            self.desired = self._append_switch(False, generation=from_file.generation if from_file else 0,
+                                               uid=None, reason="default")
+        elif from_file is not None and _claims_more(from_file, from_ledger):
+            known = from_ledger.generation if from_ledger is not None else 0
+            self.desired = self._append_switch(False, generation=max(from_file.generation, known) + 1,
+                                               uid=None, reason="fail-closed")
+            why = (f"{FILE_NAME} says location {from_file.label} (generation {from_file.generation}), which the "
+                   f"ledger never recorded (its last switch: generation {known}); started with location off")
+            self._note(why)
+            self.record_incident("state-disagrees", file_generation=from_file.generation,
+                                 ledger_generation=known, file_location=from_file.label, repaired=True)
+        else:
+            assert from_ledger is not None
+            self.desired = from_ledger
+        if problem is not None:
+            self._note(f"{FILE_NAME} could not be used ({problem}); the ledger's last switch decided")
         self._desired_on_disk = from_file
         return self.desired
+
+    def check_ledger_loss(self) -> None:
+        """Records missing below the newest signed head: an incident, and a notice in ``status``."""
+        loss = self._ledger.truncation
+        if loss is None:
+            return
+        self._note(f"the ledger lost {loss.missing} records below its last signed head "
+                   f"({loss.found_size} of {loss.head_size} remain)")
+        self.record_incident("ledger-truncated", missing=loss.missing, head_size=loss.head_size,
+                             found_size=loss.found_size, repaired=False)
+
+    def _note(self, text: str) -> None:
+        log.error("%s", text)
+        self.notices.append(text)
 
     def start(self) -> None:
         self._session.add_lifecycle_listener(self._on_lifecycle)
         self._session.add_urc_listener(self._on_urc)
+        if self._nmea_feed is not None:
+            self._nmea_feed.on_fix = self.on_fix
+            self._nmea_feed.on_bytes_while_off = self._on_nmea_while_off
+            self._nmea_feed.start()
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
         self._thread.start()
         self.request_reconcile("start")
@@ -124,46 +182,98 @@ class Supervisor:
     # -- control requests (called on control-server threads) ------------------------------------------------
     def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
         op = request.op
-        if op in ("status", "location.status"):
-            return self.location_status() if op == "location.status" else self.status()
+        if op == "status":
+            return self.status()
+        if op == "location.status":
+            if request.args.get("check"):
+                return self.check_now(float(request.args.get("wait_s", self._config.modem.verify_timeout_s)))
+            return self.location_status()
         if op in ("location.on", "location.off"):
             wait_s = float(request.args.get("wait_s", self._config.modem.verify_timeout_s))
             return self.set_location(op == "location.on", uid=peer.uid, wait_s=wait_s)
         if op == "incidents":
-            return {"incidents": list(self.incidents)}
+            return {"incidents": self.incidents(since_ms=request.args.get("since_ms"))}
         if op == "log.verify":
             report = self._ledger.verify()
             return {"verified": True, "report": _plain(report)}
         raise UsageError(f"'{op}' is not supported by this agent yet")
 
     def set_location(self, on: bool, *, uid: int | None, wait_s: float) -> dict[str, Any]:
-        """Change the switch: durable and (for off) gate closed before this returns; then wait for the modem."""
+        """Change the switch: durable and (for off) gate closed before this returns; then wait up to ``wait_s``
+        for the modem to confirm, through as many reconciles as it takes (a modem that is unreachable now may
+        come back within the wait)."""
         if not 0 <= wait_s <= MAX_WAIT_S:
             raise UsageError(f"wait_s must be between 0 and {MAX_WAIT_S:g} seconds")
         with self._change_lock:
             if not on:
                 self.gate.close()  # first: nothing location-bearing passes from now on
-            new = Desired(location_on=on, generation=self.desired.generation + 1,
-                          changed_at_ms=int(self._clock.wall() * 1000), changed_by_uid=uid)
-            self._ledger.append("switch", {"desired": new.label, "generation": new.generation,
-                                           "by_uid": uid if uid is not None else -1})
+            new = self._append_switch(on, generation=self.desired.generation + 1, uid=uid, reason="user")
             self.desired = new
             self._user_generation_pending = new.generation
             ticket = _Ticket()
             self.request_reconcile("user", ticket)
         acknowledged = {"desired": new.label, "durable": True, "gate": "open" if self.gate.is_open else "closed"}
-        verified = ticket.done.wait(wait_s)
-        outcome = ticket.outcome
-        return {**acknowledged, **self.location_status(),
-                "verified": bool(verified and outcome is not None and outcome.enforced)}
+        confirmed = self._wait_confirmed(ticket, new.generation, wait_s)
+        result = {**acknowledged, **self.location_status(), "verified": confirmed}
+        if not confirmed:
+            result["not_verified"] = self._why_unconfirmed(wait_s)
+        return result
+
+    def _wait_confirmed(self, ticket: _Ticket, generation: int, wait_s: float) -> bool:
+        deadline = self._clock.monotonic() + wait_s
+        while True:
+            if not ticket.done.wait(max(0.0, deadline - self._clock.monotonic())):
+                return False
+            outcome = ticket.outcome
+            if self.desired.generation != generation:
+                return False  # a newer change replaced this one: it answers for itself
+            if outcome is not None and outcome.enforced and outcome.desired_on == self.desired.location_on:
+                return True
+            if self._clock.monotonic() >= deadline:
+                return False
+            ticket = _Ticket()  # not yet: wait for the supervisor's next try (it retries while unconfirmed)
+            with self._waiters_lock:
+                self._waiters.append(ticket)
+
+    def _why_unconfirmed(self, wait_s: float) -> str:
+        if not self._session.connected:
+            return f"the modem is unreachable; not confirmed within {wait_s:g} s"
+        last = self._last
+        if last is not None and last.error is not None:
+            return f"the modem did not answer; not confirmed within {wait_s:g} s"
+        if last is not None and last.observed.known:
+            return f"the modem still reports another state; not confirmed within {wait_s:g} s"
+        return f"no answer from the modem within {wait_s:g} s"
+
+    def check_now(self, wait_s: float) -> dict[str, Any]:
+        """Read the modem back before answering (``location status --check``)."""
+        if not 0 <= wait_s <= MAX_WAIT_S:
+            raise UsageError(f"wait_s must be between 0 and {MAX_WAIT_S:g} seconds")
+        ticket = _Ticket()
+        self.request_reconcile("check", ticket)
+        answered = ticket.done.wait(wait_s)
+        result = self.location_status()
+        result["checked"] = bool(answered)
+        return result
 
     def location_status(self) -> dict[str, Any]:
+        """What the user asked, what the modem said and when, and whether that still counts as verified.
+
+        A read-back older than the reconcile interval is never called verified: the periodic check runs well
+        within the interval, so a fresh one is always on its way while the modem answers."""
         observed = self.enforcer.observed
+        read_at = observed.read_at
+        age = None if observed.read_at_mono is None else max(0.0, self._clock.monotonic() - observed.read_at_mono)
+        fresh = age is not None and age <= self._config.modem.reconcile_interval_s
+        verified = self.enforcer.enforced and self.enforcer_desired_matches() and fresh
         return {
             "desired": self.desired.label,
             "gate": "open" if self.gate.is_open else "closed",
-            "enforced": self.enforcer.enforced and self.enforcer_desired_matches(),
+            "enforced": verified,
+            "verified_at": None if read_at is None or not verified else iso_utc(read_at),
             "observed": observed.as_dict(),
+            "observed_at": None if read_at is None else iso_utc(read_at),
+            "observed_age_s": None if age is None else round(age, 1),
             "modem_connected": self._session.connected,
         }
 
@@ -178,34 +288,68 @@ class Supervisor:
             "location": self.location_status(),
             "modem": None if info is None else {"manufacturer": info.manufacturer, "model": info.model,
                                                 "revision": info.revision},
-            "incidents": len(self.incidents),
+            "incidents": self.incident_count(),
+            "notices": list(self.notices),
             "fixes_seen": self._fixes_seen,
-            "ledger": {"records": count, "head": head},
+            "ledger": {"records": count, "head": head, "key": self._ledger.key_fingerprint()},
             "guard": None if self.guard is None else self.guard.describe(),
             "port": self._config.modem.port,
             "nmea_port": self._config.modem.nmea_port,
         }
+
+    def incidents(self, *, since_ms: int | None = None) -> list[dict[str, Any]]:
+        """Incidents from the ledger, the source of truth (so they outlive restarts), newest first."""
+        found = [_incident_view(record) for record in self._ledger.records()
+                 if record.type == "incident" and (since_ms is None or record.time_ms >= since_ms)]
+        found.reverse()
+        return found
+
+    def incident_count(self) -> int:
+        with self._incident_lock:
+            if self._incident_count is None:
+                self._incident_count = sum(1 for record in self._ledger.records() if record.type == "incident")
+            return self._incident_count
 
     # -- supervisor thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
         # The first reconcile waits (bounded) for the port, so a modem that is merely opening is not reported as
         # unverifiable; the gate is closed meanwhile.
         self._session.wait_connected(5.0)
-        interval = self._config.modem.reconcile_interval_s
-        retry_after: float | None = None
         while not self._stop.is_set():
-            timeout = retry_after if retry_after is not None else interval
             try:
-                first = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=self._next_check_in())
             except queue.Empty:
-                first = ("periodic" if retry_after is None else "retry", None)
+                first = ("periodic", None)
             batch = [first, *self._drain()]
             if any(reason == "stop" for reason, _ in batch):
                 self._release([t for _, t in batch if t is not None])
                 return
-            outcome = self._reconcile_once([reason for reason, _ in batch])
+            reasons = [reason for reason, _ in batch]
+            outcome = self._light_check() if reasons == ["periodic"] else None
+            if outcome is None:
+                outcome = self._reconcile_once(reasons)
             self._release([t for _, t in batch if t is not None], outcome)
-            retry_after = None if outcome.enforced else min(2.0, interval)
+
+    def _next_check_in(self) -> float:
+        """Seconds until the next periodic check: a failed reconcile is retried within 2 s; otherwise the modem
+        is read back at 80% of the reconcile interval, so no answer ever rests on a read-back older than it."""
+        interval = self._config.modem.reconcile_interval_s
+        if not self.enforcer.enforced:
+            return min(2.0, interval)
+        read_at = self.enforcer.observed.read_at_mono
+        if read_at is None:
+            return 0.0
+        return max(0.0, read_at + 0.8 * interval - self._clock.monotonic())
+
+    def _light_check(self) -> Outcome | None:
+        """One ``AT+QGPS?``: the last outcome, re-stamped, when the modem still matches; None when a full
+        reconcile is due (drift, no answer, or a full pass has not run for FULL_RECONCILE_S)."""
+        if self._clock.monotonic() - self._last_full_mono >= FULL_RECONCILE_S:
+            return None
+        if self._last is None or not self.enforcer.check(self.desired.location_on):
+            return None
+        self._last = replace(self._last, observed=self.enforcer.observed, drift={})
+        return self._last
 
     def _drain(self) -> list[tuple[str, _Ticket | None]]:
         items = []
@@ -219,6 +363,7 @@ class Supervisor:
         desired = self.desired
         user_change = self._user_generation_pending == desired.generation
         self._user_generation_pending = None
+        self._last_full_mono = self._clock.monotonic()
         self._persist_desired(desired)
         if {DISCONNECTED, REBOOTED, CONNECTED} & set(reasons):
             self.enforcer.forget()  # nothing observed before a reboot or reopen can be trusted
@@ -235,7 +380,7 @@ class Supervisor:
                 outcome = replace(outcome, drift={**outcome.drift, "guard": guard_problem})
         self._last = outcome
         if outcome.drift:
-            self._record_incident(outcome, reasons)
+            self._record_drift(outcome, reasons)
         if outcome.enforced and not self.ready.is_set():
             self.ready.set()
             systemd.notify("READY=1\nSTATUS=location " + desired.label + ", verified on the modem")
@@ -265,6 +410,14 @@ class Supervisor:
                 found[key] = None  # no SIM, or not supported: nothing to search for
         self.device_ids = DeviceIds(**found)
 
+    def _append_switch(self, on: bool, *, generation: int, uid: int | None, reason: str) -> Desired:
+        """Make a switch durable in the ledger (the acknowledgement) and return it as the desired state."""
+        new = Desired(location_on=on, generation=generation, changed_at_ms=int(self._clock.wall() * 1000),
+                      changed_by_uid=uid)
+        self._ledger.append("switch", {"desired": new.label, "generation": new.generation,
+                                       "by_uid": uid if uid is not None else -1, "reason": reason})
+        return new
+
     def _persist_desired(self, desired: Desired) -> None:
         if self._desired_on_disk == desired:
             return
@@ -274,24 +427,27 @@ class Supervisor:
         except StoreError as exc:
             log.error("%s", exc)  # the ledger already holds the change durably
 
-    def _record_incident(self, outcome: Outcome, reasons: list[str]) -> None:
-        incident = {
-            "kind": "drift",
-            "desired": "on" if outcome.desired_on else "off",
-            "found": outcome.drift,
-            "trigger": ",".join(sorted(set(reasons))),
-            "repaired": outcome.enforced,
-            "time_ms": int(self._clock.wall() * 1000),
-        }
-        self.incidents.append(incident)
-        log.warning("drift found and %s: %s", "repaired" if outcome.enforced else "NOT repaired", incident)
+    def _record_drift(self, outcome: Outcome, reasons: list[str]) -> None:
+        self.record_incident("drift", desired="on" if outcome.desired_on else "off", found=outcome.drift,
+                             trigger=",".join(sorted(set(reasons))), repaired=outcome.enforced)
+
+    def record_incident(self, kind: str, **facts: Any) -> None:
+        """An incident, durable in the ledger; the log line carries no identifiers or coordinates."""
+        incident = {"kind": kind, **facts, "time_ms": int(self._clock.wall() * 1000)}
+        log.warning("incident %s: %s", kind, incident)
         try:
             self._ledger.append("incident", incident)
         except StoreError as exc:
             log.error("cannot record incident: %s", exc)
+            return
+        with self._incident_lock:
+            if self._incident_count is not None:
+                self._incident_count += 1
 
-    @staticmethod
-    def _release(tickets: list[_Ticket], outcome: Outcome | None = None) -> None:
+    def _release(self, tickets: list[_Ticket], outcome: Outcome | None = None) -> None:
+        with self._waiters_lock:
+            tickets = tickets + self._waiters
+            self._waiters = []
         for ticket in tickets:
             ticket.outcome = outcome
             ticket.done.set()
@@ -308,13 +464,15 @@ class Supervisor:
         if line.startswith(("+QGPSURC", "+QIND", "+CPIN")):
             log.debug("URC: %s", line.split(":", 1)[0])
 
-    def _set_nmea_active(self, active: bool) -> None:
-        if self._nmea_feed is None:
-            return
-        if active:
-            self._nmea_feed.start()
-        else:
-            self._nmea_feed.stop()
+    def _on_nmea_while_off(self) -> None:
+        """NMEA bytes while the port should be silent: the engine is on behind our back. Re-check at once."""
+        if not self.desired.location_on:
+            self.gate.close()
+            self.request_reconcile(NMEA_WHILE_OFF)
+
+    def _set_nmea_decoding(self, decoding: bool) -> None:
+        if self._nmea_feed is not None:
+            self._nmea_feed.set_decoding(decoding)
 
     def on_fix(self, fix: Fix) -> None:
         """Called by the NMEA feed's thread; fixes pass only while the gate is open."""
@@ -379,6 +537,25 @@ def _last_switch(ledger: Ledger) -> Desired | None:
                    changed_at_ms=int(record.time_ms))
 
 
+def _claims_more(from_file: Desired, from_ledger: Desired | None) -> bool:
+    """Whether desired.json says something the ledger never acknowledged."""
+    if from_ledger is None:
+        return True
+    if from_file.generation != from_ledger.generation:
+        return from_file.generation > from_ledger.generation
+    return from_file.location_on != from_ledger.location_on
+
+
+def iso_utc(seconds: float) -> str:
+    """ISO 8601 UTC with milliseconds: ``2026-12-02T16:04:30.123Z``."""
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _incident_view(record: Record) -> dict[str, Any]:
+    return {**record.fields, "seq": record.seq, "time": iso_utc(record.time_ms / 1000)}
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "__dataclass_fields__"):
         import dataclasses
@@ -390,10 +567,14 @@ def _plain(value: Any) -> Any:
 
 
 class Agent:
-    """Wires the daemon's objects together; used by ``run`` and by ``demo``."""
+    """Wires the daemon's objects together; used by ``run`` and by ``demo``.
+
+    Every start-up check runs before anything is written: a refused start leaves no trace (no state dir, no
+    key, no socket file)."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
+        preflight(config)
         ensure_state_dir(config.state.dir)
         self.ledger = Ledger.open(config.state.dir, LedgerConfig(
             group_commit_ms=config.ledger.group_commit_ms, checkpoint_every=config.ledger.checkpoint_every,
@@ -402,9 +583,8 @@ class Agent:
         self.session = Session(config.modem.port)
         self.nmea_feed = NmeaFeed(config.modem.nmea_port) if config.modem.nmea_port else None
         self.supervisor = Supervisor(config, self.session, self.ledger, clock=clock, nmea_feed=self.nmea_feed)
-        if self.nmea_feed is not None:
-            self.nmea_feed.on_fix = self.supervisor.on_fix
         self.supervisor.load_desired()
+        self.supervisor.check_ledger_loss()
         self.control = ControlServer(config.control.socket, self.supervisor.handle, group=config.control.group)
 
     def start(self) -> None:
@@ -419,13 +599,36 @@ class Agent:
         self.ledger.close()
 
 
+def preflight(config: Config) -> None:
+    """Refuse a start that cannot work, before anything is written.
+
+    - the state dir must not be a symlink (nor anything but a directory);
+    - the control socket must not be served by another agent;
+    - no other program may hold the modem's ports: one owner per modem. Ports are opened exclusively
+      (``flock``); a port that is merely missing now is fine (the modem may be plugged in later).
+    """
+    check_state_dir(config.state.dir)
+    check_socket_free(config.control.socket)
+    for name, url in (("port", config.modem.port), ("nmea_port", config.modem.nmea_port)):
+        if url is None:
+            continue
+        try:
+            transport.open_port(url).close()
+        except PortBusy as exc:
+            raise PortBusy(f"[modem] {name} {url} is already owned by another program (an agent, ModemManager, "
+                           f"a terminal); refusing to share the modem", port=url) from exc
+        except (PortUnavailable, UsageError):
+            pass  # missing now, or checked by _check_port_urls: the session retries
+
+
 def run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     overrides = {
         "port": args.port,
         "nmea_port": args.nmea_port,
-        "state_dir": str(Path(args.state_dir).resolve()) if args.state_dir else None,
-        "socket": str(Path(args.socket).resolve()) if args.socket else None,
+        # absolute(), not resolve(): a symlinked state dir must be seen, and refused, as the config's is
+        "state_dir": str(Path(args.state_dir).absolute()) if args.state_dir else None,
+        "socket": str(Path(args.socket).absolute()) if args.socket else None,
     }
     config = load_config(Path(args.config), **overrides)
     _register_simulator_if_used(config)

@@ -11,6 +11,10 @@ Off: ``AT+QGPSEND`` (505 = already off), ``autogps`` read and forced to 0 (else 
 cell IDs (``+CREG``/``+CEREG`` n=2 -> 1), then ``AT+QGPS?`` must read 0. On: ``outport`` "usbnmea" when an NMEA port
 is configured (else ``nmeasrc`` 1, for polling), ``AT+QGPS=1`` (504 = already on), then ``AT+QGPS?`` must read 1.
 
+Between reconciles, :meth:`Enforcer.check` is the cheap periodic proof: one ``AT+QGPS?`` round trip. Every
+read-back is stamped with the time it was read, so "verified" can always say when, and a caller can refuse to call
+an old read-back verified.
+
 The modem's answers are the only truth; when they cannot be had (port gone, modem silent), the observed state is
 unknown, the gate stays closed, and the next trigger tries again.
 """
@@ -19,10 +23,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.errors import AgentError, CommandError, TransportError
+from agent.model import Clock, SystemClock
 from agent.quectel import commands, responses
 from agent.quectel.codes import GnssSessionNotActive, GnssSessionOngoing
 from agent.session import Session
@@ -32,11 +37,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """What the modem said at the last read-back; None where it could not be read."""
+    """What the modem said at the last read-back; None where it could not be read.
+
+    ``read_at`` and ``read_at_mono`` are when ``AT+QGPS?`` was last answered (wall and monotonic seconds).
+    """
 
     gnss: bool | None = None
     autogps: int | None = None
     outport: str | None = None
+    read_at: float | None = None
+    read_at_mono: float | None = None
 
     @property
     def known(self) -> bool:
@@ -85,7 +95,8 @@ class Enforcer:
         session: the modem's AT session.
         gate: closed first on every off-reconcile; opened only after GNSS on is verified.
         has_nmea_port: whether NMEA is read from a dedicated port (``outport`` "usbnmea") or polled.
-        on_nmea: called with True to start reading the NMEA port, False to stop it.
+        on_nmea: called with True to decode the NMEA port's fixes, False to stop decoding.
+        clock: when read-backs happened.
     """
 
     def __init__(
@@ -95,13 +106,16 @@ class Enforcer:
         *,
         has_nmea_port: bool,
         on_nmea: Callable[[bool], None] = lambda active: None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._session = session
         self._gate = gate
         self._has_nmea_port = has_nmea_port
         self._on_nmea = on_nmea
         self.observed: Observed = UNKNOWN
         self.enforced = False
+        self.cell_location_found: dict[str, int] = {}
         self._verified: Observed | None = None  # the last state proven to match the switch
 
     def reconcile(self, desired_on: bool, *, user_change: bool = False) -> Outcome:
@@ -111,13 +125,16 @@ class Enforcer:
             self._on_nmea(False)
         elif not self.enforced:
             self._gate.close()
+        self.cell_location_found = {}
         try:
             found, observed = (self._switch_off() if not desired_on else self._switch_on())
         except (TransportError, CommandError, AgentError) as exc:
             return self._unknown(desired_on, exc)
-        self.observed = observed
+        self.observed = observed = self._stamped(observed)
         self.enforced = _matches(observed, desired_on)
         drift = _drift(self._verified, found, desired_on, user_change=user_change)
+        if not desired_on:
+            drift.update(self.cell_location_found)  # the agent never sets n=2: always drift while off
         if self.enforced:
             self._verified = observed
             if desired_on:
@@ -126,6 +143,25 @@ class Enforcer:
         else:
             self._gate.close()
         return Outcome(desired_on, observed, self.enforced, drift)
+
+    def check(self, desired_on: bool) -> bool:
+        """The periodic proof: one ``AT+QGPS?`` round trip. True when the modem still matches a state verified
+        before (the read-back is then stamped as the newest); False when it moved, could not be read, or nothing
+        was verified yet: the caller then runs a full :meth:`reconcile`, which finds and records the drift."""
+        if not self.enforced:
+            return False
+        try:
+            gnss = responses.parse_qgps_state(self._session.execute(commands.qgps_read()))
+        except (TransportError, CommandError, AgentError) as exc:
+            log.warning("periodic check could not read the modem: %s", exc)
+            return False
+        if gnss != desired_on:
+            return False
+        self.observed = self._stamped(replace(self.observed, gnss=gnss))
+        return True
+
+    def _stamped(self, observed: Observed) -> Observed:
+        return replace(observed, read_at=self._clock.wall(), read_at_mono=self._clock.monotonic())
 
     def forget(self) -> None:
         """The modem rebooted or the port was reopened: nothing observed before can be trusted."""
@@ -147,7 +183,7 @@ class Enforcer:
         outport = _cfg_str(execute, "outport")
         if outport != "none":
             execute(commands.qgpscfg_set("outport", "none"))
-        self._drop_cell_location()
+        self.cell_location_found = self._drop_cell_location()
         found = Observed(gnss=was_on, autogps=autogps, outport=outport)
         gnss_now = responses.parse_qgps_state(execute(commands.qgps_read()))
         autogps_now = autogps if autogps == 0 else _cfg_int(execute, "autogps")
@@ -174,16 +210,21 @@ class Enforcer:
         outport_now = "usbnmea" if self._has_nmea_port else outport
         return found, Observed(gnss=gnss_now, autogps=autogps, outport=outport_now)
 
-    def _drop_cell_location(self) -> None:
-        """Registration URCs with n=2 carry LAC/TAC and cell ID: ask for n=1 (status only)."""
+    def _drop_cell_location(self) -> dict[str, int]:
+        """Registration URCs with n=2 carry LAC/TAC and cell ID: ask for n=1 (status only). Returns the modes
+        that had to be repaired (``{"creg": 2}``), which the caller reports as drift."""
         execute = self._session.execute
-        for read, write in ((commands.creg_read, commands.creg_set), (commands.cereg_read, commands.cereg_set)):
+        repaired: dict[str, int] = {}
+        for name, read, write in (("creg", commands.creg_read, commands.creg_set),
+                                  ("cereg", commands.cereg_read, commands.cereg_set)):
             try:
                 mode = responses.parse_registration_mode(execute(read()))
             except CommandError:
                 continue  # a module without this command cannot report cells through it either
             if mode == 2:
                 execute(write(1))
+                repaired[name] = mode
+        return repaired
 
     def _unknown(self, desired_on: bool, exc: BaseException) -> Outcome:
         log.warning("cannot verify the modem's state: %s", exc)

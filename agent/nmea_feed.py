@@ -1,15 +1,22 @@
-"""The NMEA port, read only while location is on.
+"""The NMEA port: decoded while location is on, watched while it is off.
 
-One thread owns the port while the feed runs; ``stop`` closes the port, so when the switch is off the agent does
-not even read the NMEA tty. Bytes go through the sans-I/O :class:`~agent.nmea.fixes.FixDecoder`; each completed
-fix is handed to ``on_fix`` (the supervisor, which lets fixes pass only while its gate is open). A vanished port
-is reported once and reopened with backoff while the feed runs.
+One thread owns the port for the daemon's whole life; the port stays open either way.
+
+- **Decoding** (location on and verified): bytes go through the sans-I/O :class:`~agent.nmea.fixes.FixDecoder`;
+  each completed fix is handed to ``on_fix`` (the supervisor, which lets fixes pass only while its gate is open).
+- **Watching** (location off): every byte is read and thrown away unparsed and unstored. With ``outport`` "none"
+  and GNSS off the port is silent, so any byte at all proves that the engine and its output are back on (another
+  program, ``autogps``): ``on_bytes_while_off`` is called at once (at most every ``report_every_s``), and the
+  supervisor re-checks the modem and records the drift it finds.
+
+A vanished port is reported once and reopened with backoff.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from agent.errors import PortUnavailable, UsageError
@@ -21,17 +28,28 @@ log = logging.getLogger(__name__)
 
 
 class NmeaFeed:
-    def __init__(self, url: str, *, opener: Callable[[str], Port] = open_port) -> None:
+    def __init__(self, url: str, *, opener: Callable[[str], Port] = open_port, report_every_s: float = 0.5) -> None:
         self.url = url
         self.on_fix: Callable[[Fix], None] = lambda fix: None
+        self.on_bytes_while_off: Callable[[], None] = lambda: None
         self._opener = opener
+        self._report_every_s = report_every_s
         self._lock = threading.Lock()
+        self._decoding = False
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def decoding(self) -> bool:
+        return self._decoding
+
+    def set_decoding(self, decoding: bool) -> None:
+        """True: decode fixes; False: read and discard, reporting any byte. Takes effect at the next read."""
+        self._decoding = decoding
 
     def start(self) -> None:
         with self._lock:
@@ -69,12 +87,24 @@ class NmeaFeed:
                 port.close()
 
     def _pump(self, port: Port, stop: threading.Event) -> None:
-        decoder = FixDecoder()
+        decoder: FixDecoder | None = None
+        last_report = float("-inf")
         while not stop.is_set():
             try:
                 data = port.read(4096)
             except PortUnavailable:
                 log.warning("NMEA port vanished: %s", self.url)
                 return
-            for fix in decoder.feed(data) if data else ():
+            if not data:
+                continue
+            if not self._decoding:
+                decoder = None  # nothing read while off is kept, not even a partial sentence
+                now = time.monotonic()
+                if now - last_report >= self._report_every_s:
+                    last_report = now
+                    self.on_bytes_while_off()
+                continue
+            if decoder is None:
+                decoder = FixDecoder()
+            for fix in decoder.feed(data):
                 self.on_fix(fix)

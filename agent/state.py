@@ -1,22 +1,31 @@
 """The user's desired switch state, on disk.
 
-The file ``desired.json`` in the state dir is written atomically (tmp, fsync, rename, fsync dir) and carries a
-generation number that grows with every change. The ledger records every change too (a ``switch`` record with the
-same generation). On start the newer of the two wins, so a change acknowledged after the ledger's fsync but before
-this file was rewritten is never lost; with neither, the switch is **off** (privacy by default). A file that cannot
-be parsed is a clear error: the daemon then refuses to guess and keeps location off.
+The file ``desired.json`` in the state dir is the ledger's copy of the last ``switch`` record: the ledger record is
+the acknowledgement, and the file is rewritten after it. The daemon compares the two at start (see
+:func:`agent.daemon.Supervisor.load_desired`): the ledger's last switch decides, and a file that claims more than
+the ledger holds makes the agent start with location off.
+
+The file gets the same checks as the ledger's own files: a regular file only (never through a symlink, a FIFO or a
+device), opened without blocking, at most :data:`MAX_BYTES` long. It is written through a temporary file with an
+unpredictable name, created exclusively (``mkstemp``), fsynced, renamed over, and the directory fsynced, so a
+planted ``.desired.json.tmp`` changes nothing. A file that cannot be read or parsed is a clear error
+(:class:`~agent.errors.StateDamaged`): the ledger then decides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import ConfigError, StateDamaged, StoreError
+from agent.ledger.files import open_for_read, sync_dir
 
 FILE_NAME = "desired.json"
+MAX_BYTES = 4096  # the real file is under 150 bytes; anything longer is not ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +43,17 @@ class Desired:
 DEFAULT = Desired(location_on=False, generation=0)
 
 
-def ensure_state_dir(path: Path) -> None:
-    """Create the state dir 0700 (or check an existing one is a real directory, not a symlink)."""
+def check_state_dir(path: Path) -> None:
+    """Refuse a state dir that is a symlink or not a directory; writes nothing (a missing one is fine)."""
     if path.is_symlink():
         raise ConfigError(f"state dir {path} is a symlink; refusing to use it")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"state dir {path} is not a directory")
+
+
+def ensure_state_dir(path: Path) -> None:
+    """Create the state dir 0700 (or check an existing one is a real directory, not a symlink)."""
+    check_state_dir(path)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -49,12 +65,9 @@ def ensure_state_dir(path: Path) -> None:
 def read_desired(state_dir: Path) -> Desired | None:
     """The desired state on disk, or None when there is none yet."""
     path = state_dir / FILE_NAME
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _read_bounded(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StoreError(f"cannot read {FILE_NAME}: {exc.strerror}", path=str(path)) from exc
     try:
         data = json.loads(raw)
         location = data["location"]
@@ -67,8 +80,27 @@ def read_desired(state_dir: Path) -> Desired | None:
         raise StateDamaged(f"{FILE_NAME} is damaged", path=str(path)) from exc
 
 
+def _read_bounded(path: Path) -> bytes | None:
+    """The file's bytes, None when it does not exist; StateDamaged for anything that is not a small regular
+    file (a symlink, a FIFO, a device such as /dev/zero, or a file over MAX_BYTES)."""
+    try:
+        fd = open_for_read(path)
+    except StoreError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise StateDamaged(f"{FILE_NAME} cannot be used: {exc.message}", path=str(path)) from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise StateDamaged(f"cannot read {FILE_NAME}: {exc.strerror}", path=str(path)) from exc
+    if len(data) > MAX_BYTES:
+        raise StateDamaged(f"{FILE_NAME} is damaged: larger than {MAX_BYTES} bytes", path=str(path))
+    return data
+
+
 def write_desired(state_dir: Path, desired: Desired) -> None:
-    """Atomically replace the desired state file (tmp, fsync, rename, fsync dir)."""
+    """Atomically replace the desired state file (a fresh temporary file, fsync, rename, fsync dir)."""
     payload = json.dumps({
         "location": desired.label,
         "generation": desired.generation,
@@ -76,23 +108,19 @@ def write_desired(state_dir: Path, desired: Desired) -> None:
         "changed_by_uid": desired.changed_by_uid,
     }, sort_keys=True).encode() + b"\n"
     target = state_dir / FILE_NAME
-    tmp = state_dir / f".{FILE_NAME}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=state_dir)  # O_EXCL, 0600, unpredictable
+    except OSError as exc:
+        raise StoreError(f"cannot write {FILE_NAME}: {exc.strerror}", path=str(target)) from exc
+    try:
         try:
             os.write(fd, payload)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
-        fsync_dir(state_dir)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise StoreError(f"cannot write {FILE_NAME}: {exc.strerror}", path=str(target)) from exc
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_dir(state_dir)

@@ -11,12 +11,13 @@ returned no data", ``OSError`` EIO on write, ``termios.error`` on settings); all
 
 from __future__ import annotations
 
+import errno
 import termios
 from typing import Any
 
 import serial
 
-from agent.errors import PortUnavailable, UsageError
+from agent.errors import PortBusy, PortUnavailable, UsageError
 
 _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
 
@@ -69,17 +70,26 @@ class Port:
 
 
 def open_port(url: str, *, read_timeout_s: float = 0.1, baudrate: int = 115200, **options: Any) -> Port:
-    """Open ``url`` with pyserial's ``serial_for_url``.
+    """Open ``url`` with pyserial's ``serial_for_url``, exclusively.
+
+    A tty is locked with ``flock`` (pyserial's ``exclusive=True``), so two agents, or the agent and another
+    program that also locks, never share one modem port; URL handlers without a device ignore the flag.
 
     Raises:
         UsageError: the URL is empty, names a scheme pyserial does not know, or its handler cannot parse it.
+        PortBusy: another program holds the port's lock.
         PortUnavailable: the port exists in principle but cannot be opened now.
     """
     _require_url(url)
     try:
-        handle = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s, write_timeout=5.0, **options)
+        handle = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s, write_timeout=5.0,
+                                       exclusive=True, **options)
     except ValueError as exc:
         raise _unusable(url, exc) from exc
+    except serial.SerialException as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and "lock" in str(exc):
+            raise PortBusy("port is locked by another program", port=url) from exc
+        raise PortUnavailable("cannot open port", port=url, reason=_reason(exc)) from exc
     except _PORT_ERRORS as exc:
         raise PortUnavailable("cannot open port", port=url, reason=_reason(exc)) from exc
     except Exception as exc:  # a URL handler's own failure must not end a reader thread
@@ -121,7 +131,5 @@ def _reason(exc: BaseException) -> str:
     """A short, non-personal reason for a failed open (errno name or exception type)."""
     errno_value = getattr(exc, "errno", None)
     if isinstance(errno_value, int):
-        import errno as errno_module
-
-        return errno_module.errorcode.get(errno_value, str(errno_value))
+        return errno.errorcode.get(errno_value, str(errno_value))
     return type(exc).__name__

@@ -145,8 +145,10 @@ def test_results_of_any_shape_are_shown_without_crashing(op: str, result: dict[s
 
 
 def test_control_characters_from_the_agent_do_not_reach_the_terminal() -> None:
-    shown = cli.describe("incidents", {}, {"found\x1b[2J": "gnss \x1b]0;pwned\x07on"})
+    shown = cli.describe("log.verify", {}, {"found\x1b[2J": "gnss \x1b]0;pwned\x07on"})
     assert shown == ["found?[2J: gnss ?]0;pwned?on"]
+    shown = cli.describe("incidents", {}, {"incidents": [{"time": "T\x1b[2J", "kind": "drift\x07"}]})
+    assert shown == ["T?[2J  drift?"]
     err = io.StringIO()
     cli._fail(cli.EXIT_FAILED, "ControlError", "bad\x1b[31m red", False, io.StringIO(), err)
     assert err.getvalue() == "privacyctl: bad?[31m red\n"
@@ -165,15 +167,16 @@ def test_output_that_cannot_be_written_is_reported_not_raised() -> None:
 
 # -- wording -------------------------------------------------------------------------------------------
 
-OFF_VERIFIED = {"desired": "off", "gate": "closed", "enforced": True,
-                "observed": {"gnss": "off", "autogps": 0, "outport": "none"}}
+OFF_VERIFIED = {"desired": "off", "gate": "closed", "enforced": True, "verified_at": "2026-12-02T10:00:04.000Z",
+                "observed": {"gnss": "off", "autogps": 0, "outport": "none"},
+                "observed_at": "2026-12-02T10:00:04.000Z", "observed_age_s": 1.5}
 
 
 def test_location_status_says_what_was_asked_what_the_modem_does_and_whether_they_agree() -> None:
     assert cli.describe_location(OFF_VERIFIED) == [
         "You asked:  location off",
-        "Modem:      GNSS off, autogps 0, NMEA output none",
-        "Agree:      yes, verified on the modem",
+        "Modem:      GNSS off, autogps 0, NMEA output none (read 2026-12-02T10:00:04.000Z, 1.5 s ago)",
+        "Agree:      yes, verified on the modem at 2026-12-02T10:00:04.000Z",
     ]
 
 
@@ -181,23 +184,27 @@ def test_an_unknown_modem_state_is_said_plainly_and_the_block_mentioned() -> Non
     lines = cli.describe_location({"desired": "off", "gate": "closed", "enforced": False,
                                    "observed": {"gnss": "unknown", "autogps": None, "outport": None}})
     assert lines[1] == "Modem:      unknown (the modem cannot be read right now)"
-    assert lines[2].startswith("Agree:      not yet") and "blocked" in lines[2]
+    assert lines[2].startswith("Agree:      not verified now") and "blocked" in lines[2]
 
 
 def test_drift_while_on_is_not_yet_agreed() -> None:
     lines = cli.describe_location({"desired": "on", "gate": "open", "enforced": False,
                                    "observed": {"gnss": "off", "autogps": 0, "outport": "usbnmea"}})
-    assert lines[2] == "Agree:      not yet; the agent keeps enforcing"
+    assert lines[2] == "Agree:      not verified now; the agent keeps enforcing"
 
 
-def test_location_off_says_which_of_durable_and_verified_it_got() -> None:
-    verified = cli.describe(
+def test_location_off_says_what_holds_and_what_does_not_yet() -> None:
+    confirmed = cli.describe(
         "location.off", {"wait_s": 10.0}, {**OFF_VERIFIED, "durable": True, "verified": True})
-    assert verified[:2] == ["Location off is saved and location data is blocked.",
-                            "The modem confirmed it within 10 s."]
+    assert confirmed[:2] == ["Location off is saved and location data is blocked.", "The modem confirmed it."]
     pending = cli.describe(
-        "location.off", {"wait_s": 2.5}, {**OFF_VERIFIED, "enforced": False, "verified": False})
-    assert pending[1] == "The modem has not confirmed it within 2.5 s; the agent keeps enforcing."
+        "location.off", {"wait_s": 2.5},
+        {**OFF_VERIFIED, "enforced": False, "verified": False,
+         "not_verified": "the modem is unreachable; not confirmed within 2.5 s"})
+    assert pending[1] == ("Not confirmed: the modem is unreachable; not confirmed within 2.5 s. "
+                          "The change stays recorded and is enforced when the modem answers.")
+    on = cli.describe("location.on", {}, {"desired": "on", "verified": False})
+    assert on[0] == "Location on is saved; location data stays blocked until the modem confirms."
 
 
 def test_status_and_generic_results_print_as_plain_lines() -> None:
@@ -207,6 +214,49 @@ def test_status_and_generic_results_print_as_plain_lines() -> None:
     assert "Module:     EC25 (R1)" in lines
     assert "incidents: 2" in lines and "ledger.records: 5" in lines
     assert cli.describe("incidents", {}, {"incidents": []}) == ["incidents: (none)"]
-    assert cli.describe("incidents", {}, {"incidents": [{"kind": "drift"}]}) == ["incidents[0].kind: drift"]
+    assert cli.describe("incidents", {}, {"incidents": [
+        {"kind": "drift", "time": "2026-12-02T10:00:00.000Z", "time_ms": 1, "seq": 4,
+         "found": {"gnss": "on"}, "repaired": True}]}) == [
+        "2026-12-02T10:00:00.000Z  drift  found.gnss=on repaired=yes"]
     assert cli.describe("identity.reset", {}, {}) == ["done"]
     assert cli.describe_generic({"verified": True, "head": None}) == ["verified: yes", "head: unknown"]
+
+
+# -- options after the subcommand, times, exit codes ---------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["--json", "status"], ["status", "--json"],
+                                  ["location", "status", "--json"], ["--json", "location", "off", "--json"]])
+def test_json_is_accepted_before_or_after_the_subcommand(argv: list[str]) -> None:
+    assert cli.build_parser().parse_args(argv).json is True
+
+
+def test_json_defaults_to_off() -> None:
+    assert not getattr(cli.build_parser().parse_args(["status"]), "json", False)
+
+
+def test_check_and_since_become_request_arguments() -> None:
+    assert request_for("location", "status", "--check") == ("location.status", {"check": True})
+    assert request_for("location", "status") == ("location.status", {})
+    assert request_for("incidents", "--since", "2026-12-02T10:00:00Z") == (
+        "incidents", {"since_ms": 1_796_205_600_000})
+    assert request_for("incidents", "--since", "2026-12-02T11:00:00+01:00")[1] == {"since_ms": 1_796_205_600_000}
+
+
+def test_since_takes_an_age() -> None:
+    assert cli._since("90s", now=1000.0) == 910_000
+    assert cli._since("2h", now=10_000.0) == (10_000 - 7200) * 1000
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "5w", "", "2026-13-01"])
+def test_a_bad_since_is_a_usage_error(bad: str) -> None:
+    err = io.StringIO()
+    assert cli.main(["incidents", "--since", bad], stdout=io.StringIO(), stderr=err) == cli.EXIT_USAGE
+
+
+def test_in_json_mode_an_error_is_printed_once_as_json_on_stdout(tmp_path: Any) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["--socket", str(tmp_path / "none.sock"), "status", "--json"], stdout=out, stderr=err)
+    assert code == cli.EXIT_UNREACHABLE
+    assert err.getvalue() == ""
+    reply = json.loads(out.getvalue())
+    assert reply["ok"] is False and reply["error"]["kind"] == "AgentUnreachable"

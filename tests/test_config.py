@@ -19,7 +19,7 @@ def test_shipped_example_loads() -> None:
     config = load_config(EXAMPLE)
     assert config.modem.port == "/dev/ttyUSB2"
     assert config.modem.nmea_port == "/dev/ttyUSB1"
-    assert config.modem.reconcile_interval_s == 30
+    assert config.modem.reconcile_interval_s == 5
     assert config.control.socket == DEFAULT_SOCKET
 
 
@@ -33,7 +33,7 @@ def test_flags_override_file() -> None:
 def test_minimal_config_needs_only_a_port() -> None:
     config = parse_config({"modem": {"port": "sim://ec25"}})
     assert config.modem.nmea_port is None
-    assert config.modem.reconcile_interval_s == 30.0
+    assert config.modem.reconcile_interval_s == 5.0
 
 
 @pytest.mark.parametrize(

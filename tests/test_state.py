@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError, StateDamaged, StoreError
+from agent.errors import ConfigError, StateDamaged
 from agent.state import FILE_NAME, Desired, ensure_state_dir, read_desired, write_desired
 
 
@@ -26,7 +26,7 @@ def test_round_trip(tmp_path_factory: pytest.TempPathFactory, on: bool, generati
     assert read_desired(directory) == desired
     mode = stat.S_IMODE(os.stat(directory / FILE_NAME).st_mode)
     assert mode == 0o600
-    assert not (directory / f".{FILE_NAME}.tmp").exists()
+    assert not list(directory.glob(f".{FILE_NAME}*")), "a temporary file was left behind"
 
 
 @pytest.mark.parametrize("content", [b"", b"{", b"[" * 100_000, b'{"location": "maybe", "generation": 1}',
@@ -51,6 +51,39 @@ def test_tmp_file_symlink_is_not_followed(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
     (tmp_path / f".{FILE_NAME}.tmp").symlink_to(victim)
-    with pytest.raises(StoreError):
-        write_desired(tmp_path, Desired(location_on=False, generation=1))
+    write_desired(tmp_path, Desired(location_on=False, generation=1))  # a fresh, unpredictable temporary name
     assert victim.read_text() == "keep"
+    assert read_desired(tmp_path) == Desired(location_on=False, generation=1)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "device", "directory"])
+def test_anything_but_a_small_regular_file_is_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / FILE_NAME
+    if kind == "symlink":
+        outside = tmp_path / "outside.json"
+        outside.write_text('{"location": "on", "generation": 99}')
+        path.symlink_to(outside)
+    elif kind == "fifo":
+        os.mkfifo(path)  # an open that blocked here would hang the test (and the daemon's start)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    with pytest.raises(StateDamaged, match="cannot be used"):
+        read_desired(tmp_path)
+
+
+def test_an_oversized_file_is_refused_after_a_bounded_read(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).write_bytes(b" " * 10_000_000)
+    with pytest.raises(StateDamaged, match="larger than"):
+        read_desired(tmp_path)
+
+
+def test_check_state_dir_writes_nothing(tmp_path: Path) -> None:
+    from agent.state import check_state_dir
+
+    check_state_dir(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        check_state_dir(tmp_path / "file")

@@ -125,6 +125,8 @@ class SimState:
     registered: bool
     connected: dict[str, bool]
     xtra: int
+    creg_mode: int = 0  # AT+CREG=n: 2 makes registration URCs carry LAC and cell ID
+    cereg_mode: int = 0
 
 
 class CommandFailed(Exception):
@@ -322,6 +324,8 @@ class SimModem:
                 registered=self._registered,
                 connected={name: chan.connected for name, chan in self._channels.items()},
                 xtra=self._xtra,
+                creg_mode=self._creg_n,
+                cereg_mode=self._cereg_n,
             )
 
     def true_position(self) -> Fix:
