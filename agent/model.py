@@ -37,8 +37,21 @@ class SystemClock:
 class Fix(NamedTuple):
     """One position report, from NMEA or ``AT+QGPSLOC``.
 
-    ``valid`` is False for "no fix" reports (GGA quality 0, RMC status V); such a report carries no position.
-    ``source`` names where it came from: the sentence type (``"GGA"``, ``"RMC"``, ``"GNS"``) or ``"QGPSLOC"``.
+    ``valid`` is True only for a measured position; every consumer uses only valid fixes as positions.
+    It is False for "no fix" reports (GGA quality 0, RMC status V) and for simulated or manually entered
+    ones; such a report carries no position.
+    ``source`` names where it came from: the sentence type (``"GGA"``, ``"RMC"``, ``"GNS"``, ``"GLL"``) or
+    ``"QGPSLOC"``.
+
+    ``mode`` is the kind of fix, from the NMEA mode indicator (RMC, GLL, GNS, VTG) and GGA's quality (the rules
+    are in :mod:`agent.nmea.modes`); ``None`` when the source does not say (``QGPSLOC``, NMEA before 2.3):
+
+    - ``"autonomous"`` (A, quality 1), ``"differential"`` (D, 2), ``"precise"`` (P, 3), ``"rtk"`` (R, 4,
+      fixed integers), ``"float-rtk"`` (F, 5): measured positions, ``valid`` True.
+    - ``"estimated"`` (E, 6): dead reckoning, a real position of lower quality; ``valid`` True, marked so that
+      a consumer can weigh it.
+    - ``"simulator"`` (S, 8) and ``"manual"`` (M, 7, a position typed in): not measured; ``valid`` False.
+    - ``"invalid"`` (N, status V, quality 0, or a value the standard does not define): no fix; ``valid`` False.
     An immutable named tuple rather than a frozen dataclass: one is made for every epoch of every NMEA
     stream, and a frozen dataclass takes three times as long to build (one ``object.__setattr__`` per field).
     """
@@ -55,6 +68,7 @@ class Fix(NamedTuple):
     course_deg: float | None = None
     fix_quality: int | None = None  # GGA quality, or QGPSLOC fix type (2 = 2D, 3 = 3D)
     talker: str | None = None
+    mode: str | None = None  # see above; last, with a default, so that older constructors keep working
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,12 @@ Reads a gpsd-style capture (``#`` comment lines, CRLF or LF, binary allowed) in 
 stays constant whatever the file's size. Prints one object per valid fix (one per epoch, see
 :mod:`agent.nmea.fixes`) whose time is known: ``time`` (ISO 8601 UTC with ``Z``), ``lat``, ``lon`` (decimal
 degrees, south and west negative), then whatever else is known (``alt``, ``hdop``, ``sats``, ``speed`` in
-km/h, ``course``, ``quality``, ``source``, ``talker``). A fix before the first date (RMC or ZDA) has no time
-and is not printed. A summary of the reader's counters goes to standard error. The header comments (names,
-addresses, home locations) are never printed.
+km/h, ``course``, ``quality``, ``source``, ``talker``, ``mode``: see :class:`agent.model.Fix`). A fix before
+the first date (RMC or ZDA) has no time and is not printed; nor is an epoch that is not a position (no fix,
+simulated, typed in). A summary goes to standard error: the reader's counters and how many epochs of each
+mode the capture held (``modes: autonomous=30 simulator=2 invalid=5``), so simulated and invalid epochs are
+shown without being printed as positions. The header comments (names, addresses, home locations) are never
+printed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -31,8 +35,10 @@ def replay_command(args: argparse.Namespace) -> int:
     path = Path(args.capture)
     decoder = FixDecoder()
     printed = 0
+    epoch_modes: Counter[str] = Counter()
     try:
         for fix in decoded_fixes(path, decoder):
+            epoch_modes[fix.mode or "unstated"] += 1
             record = fix_record(fix)
             if record is not None:
                 print(json.dumps(record), file=sys.stdout)
@@ -43,7 +49,7 @@ def replay_command(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    _print_summary(path, decoder, printed, sys.stderr)
+    _print_summary(path, decoder, printed, epoch_modes, sys.stderr)
     return 0
 
 
@@ -81,13 +87,17 @@ def fix_record(fix: Fix) -> dict[str, object] | None:
         "quality": fix.fix_quality,
         "source": fix.source,
         "talker": fix.talker,
+        "mode": fix.mode,
     }
     record.update((key, value) for key, value in optional.items() if value is not None)
     return record
 
 
-def _print_summary(path: Path, decoder: FixDecoder, printed: int, stream: TextIO) -> None:
+def _print_summary(
+    path: Path, decoder: FixDecoder, printed: int, epoch_modes: Counter[str], stream: TextIO
+) -> None:
     counters = decoder.reader.counters.as_dict()
     counters["undecodable"] = decoder.assembler.undecodable
     facts = " ".join(f"{name}={value}" for name, value in counters.items())
-    print(f"replay {path.name}: {printed} fixes; {facts}", file=stream)
+    modes = " ".join(f"{mode}={count}" for mode, count in sorted(epoch_modes.items()))
+    print(f"replay {path.name}: {printed} fixes; {facts}; modes: {modes or 'none'}", file=stream)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import NmeaError
@@ -301,10 +302,18 @@ def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
 
 
 @given(hour=st.integers(0, 25), minute=st.integers(0, 61), second=st.integers(0, 61),
-       fraction=st.one_of(st.just(""), st.just("."), st.from_regex(r"\.[0-9]{1,7}", fullmatch=True)))
+       fraction=st.one_of(st.just(""), st.just("."), st.from_regex(r"\.[0-9]{1,9}", fullmatch=True)))
+@example(hour=0, minute=0, second=0, fraction=".0000005")  # half a microsecond: up, to 1 us
+@example(hour=12, minute=0, second=0, fraction=".0000025")  # up, not to the even 2 us
+@example(hour=12, minute=0, second=0, fraction=".00000049999")  # below the half: down
+@example(hour=23, minute=59, second=59, fraction=".9999995")  # rounds into the next day: not a time of day
+@example(hour=12, minute=0, second=58, fraction=".9999995")  # carries into the next second
 def test_gga_time_of_day_is_read_exactly(hour: int, minute: int, second: int, fraction: str) -> None:
+    # The decoder's rule (agent.nmea.sentences._parse_time): to the nearest microsecond, a half up, on the
+    # decimal digits. The oracle is decimal arithmetic, so no float rounding can make the two disagree.
     text = f"{hour:02d}{minute:02d}{second:02d}{fraction}"
-    micro = round(float("0" + fraction) * 1_000_000) if fraction.strip(".") else 0
+    exact = decimal.Decimal("0" + fraction) if fraction.strip(".") else decimal.Decimal(0)
+    micro = int((exact * 1_000_000).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
     expected: dt.time | None
     try:
         carry, micro = divmod(micro, 1_000_000)

@@ -40,6 +40,7 @@ def test_quectel_capture(capsys: pytest.CaptureFixture[str]) -> None:
         "quality": 1,
         "source": "RMC",
         "talker": "GP",
+        "mode": "autonomous",
     }
     for record in records:
         assert isinstance(record["time"], str) and record["time"].endswith("Z")

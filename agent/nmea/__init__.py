@@ -5,8 +5,9 @@
     reader = NmeaReader()                 # max_sentence_bytes=256, allow_missing_checksum=False, kinds=None
     reader.feed(chunk)                    # any chunking; garbage and binary are counted and skipped
     for sentence in reader:               # Sentence(talker, kind, body, proprietary); .fields splits the body
-        value = decode(sentence)          # Gga | Rmc | Gns | Gsa | Gsv | Vtg | Zda | Proprietary | Unknown
+        value = decode(sentence)          # Gga | Rmc | Gns | Gll | Gsa | Gsv | Vtg | Zda | Proprietary | Unknown
         fixes = assembler.push(sentence)  # FixAssembler: list of agent.model.Fix, one per epoch
+                                          # (Fix.mode and validity: agent.nmea.modes)
     reader.feed_eof(); assembler.flush()  # end of input: the open sentence and epoch are completed
     reader.counters                       # accepted, bad_checksum, missing_checksum, malformed,
                                           # garbage_bytes, proprietary, unknown
@@ -29,6 +30,7 @@ from agent.nmea.reader import (
 from agent.nmea.sentences import (
     Decoded,
     Gga,
+    Gll,
     Gns,
     Gsa,
     Gsv,
@@ -50,6 +52,7 @@ __all__ = [
     "FixAssembler",
     "FixDecoder",
     "Gga",
+    "Gll",
     "Gns",
     "Gsa",
     "Gsv",

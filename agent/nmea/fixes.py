@@ -1,26 +1,36 @@
 """From checked sentences to :class:`agent.model.Fix` values: one fix per epoch.
 
 A receiver reports each epoch (one time of day) in several sentences: Quectel EC25 sends GGA, VTG, RMC, GSA,
-GSV; the EG25-G adds GNS; an L76K sends GGA, GLL, GSA, GSV, RMC, VTG, ZDA. :class:`FixAssembler` merges the
-position sentences of an epoch (GGA, RMC, GNS) and VTG into one ``Fix``: the position of the latest valid
-position sentence (``source`` names it), altitude, HDOP, satellites and quality from GGA/GNS, speed and course
-from RMC, else VTG.
+GSV; the EG25-G adds GNS; an L76K sends GGA, GLL, GSA, GSV, RMC, VTG, ZDA; a multi-constellation receiver may
+send a GGA per constellation (``$GPGGA``, ``$GLGGA``) beside the combined ``$GNGGA`` and one ``$GNRMC``.
+:class:`FixAssembler` merges the position sentences of an epoch (GGA, RMC, GNS, GLL) and VTG into one ``Fix``:
+the position of the latest valid position sentence (``source`` and ``talker`` name it), except that a
+single-constellation talker never replaces the combined one (``GN``: the solution from every constellation);
+altitude, HDOP, satellites and quality from GGA/GNS by the same rule; speed and course from RMC, else VTG.
 
 When is an epoch complete? Like gpsd, the assembler learns the receiver's cycle: the last position sentence
-type of an epoch is its *ender*, and once known, the fix is emitted as soon as the ender arrives. Before that
-(the first epoch) and whenever the pattern changes, an epoch is emitted when the next one starts. A new epoch
-starts when the time of day changes or a position sentence type repeats. :meth:`FixAssembler.flush` emits the
-epoch in progress (end of input).
+address (talker and type, e.g. ``GNRMC``) of an epoch is its *ender*, and once known, the fix is emitted as
+soon as the ender arrives. Before that (the first epoch) and whenever the pattern changes, an epoch is emitted
+when the next one starts. A new epoch starts when the time of day changes or an address repeats: ``$GPGGA``
+then ``$GLGGA`` at one time of day are one epoch. A sentence without a time of day (GLL before NMEA 2.0, a
+receiver without a fix) belongs to the epoch in progress unless its address repeats.
+:meth:`FixAssembler.flush` emits the epoch in progress (end of input).
 
 The date comes from the latest RMC or ZDA and then follows the stream: a time of day more than 12 hours before
 the previous one is the next day (the midnight roll-over between an RMC and the next GGA), more than 12 hours
 after it the previous day.
 
-A "no fix" epoch (GGA quality 0, RMC status V, GNS mode all N, or coordinates missing, in every position
-sentence) gives ``valid=False`` and carries no position and nothing derived from one. A sentence whose fields
-cannot be read is dropped and counted in ``undecodable``; the position it might carry is never guessed. VTG
-and ZDA are decoded only when they can add something (a VTG when the epoch's RMC has no speed or course; a ZDA
-whose date fields changed), so an unreadable one is counted only then.
+The mode (``Fix.mode``, see :mod:`agent.nmea.modes`) comes from GGA's quality and the RMC/GLL/GNS mode
+indicators; when they differ, the finest measured mode wins. An epoch is a position (``valid=True``) when at
+least one position sentence reports a measured fix with coordinates and none says simulator or manual input.
+A simulated or manual epoch gives ``valid=False`` with that mode; any other epoch without a position
+(GGA quality 0, RMC/GLL status V, GNS mode all N, or coordinates missing, in every position sentence) gives
+``valid=False`` and mode ``"invalid"``. Neither carries a position nor anything derived from one. A VTG whose
+mode says its data is not measured (N, S, M) gives no speed or course.
+
+A sentence whose fields cannot be read is dropped and counted in ``undecodable``; the position it might carry
+is never guessed. VTG and ZDA are decoded only when they can add something (a VTG when the epoch's RMC has no
+speed or course; a ZDA whose date fields changed), so an unreadable one is counted only then.
 """
 
 from __future__ import annotations
@@ -30,18 +40,35 @@ from collections.abc import Iterable
 
 from agent.errors import NmeaError
 from agent.model import Fix
+from agent.nmea import modes
 from agent.nmea.reader import DEFAULT_MAX_SENTENCE_BYTES, NmeaReader, Sentence
-from agent.nmea.sentences import KNOTS_TO_KMH, decode_gga, decode_gns, decode_rmc, decode_vtg, decode_zda
+from agent.nmea.sentences import (
+    KNOTS_TO_KMH,
+    decode_gga,
+    decode_gll,
+    decode_gns,
+    decode_rmc,
+    decode_vtg,
+    decode_zda,
+)
 
-POSITION_KINDS = frozenset({"GGA", "RMC", "GNS"})
+POSITION_KINDS = frozenset({"GGA", "RMC", "GNS", "GLL"})
 FIX_INPUTS = POSITION_KINDS | {"VTG", "ZDA"}  # what FixAssembler.push reads; it ignores every other sentence
+COMBINED_TALKER = "GN"  # a solution from every constellation the receiver uses
 _HALF_DAY_S = 43_200.0
 _ONE_DAY = dt.timedelta(days=1)
+_VTG_NOT_MEASURED = frozenset({"N", "S", "M"})
 _new = tuple.__new__
 
 
 def _seconds_of_day(time: dt.time) -> float:
     return time.hour * 3600 + time.minute * 60 + time.second + time.microsecond / 1e6
+
+
+def _replaces(current_talker: str, talker: str) -> bool:
+    """Whether a sentence from ``talker`` may replace what one from ``current_talker`` said in this epoch:
+    always, except a single-constellation talker after the combined one."""
+    return talker == COMBINED_TALKER or current_talker != COMBINED_TALKER
 
 
 class _Epoch:
@@ -50,10 +77,13 @@ class _Epoch:
 
     emitted: bool = False
     source: str = ""
-    talker: str = ""
+    talker: str = ""  # the talker of the position sentence in use (of the first sentence while none is valid)
     valid: bool = False
+    mode: str | None = None  # the finest mode of the valid position sentences
+    not_measured: str | None = None  # "simulator" or "manual" once a sentence said so
     lat: float | None = None
     lon: float | None = None
+    details_talker: str = ""  # the talker of the GGA/GNS whose altitude, HDOP and satellites are in use
     altitude_m: float | None = None
     hdop: float | None = None
     satellites: int | None = None
@@ -64,7 +94,7 @@ class _Epoch:
 
     def __init__(self, time: dt.time | None = None) -> None:
         self.time = time
-        self.kinds: list[str] = []  # position sentence types seen, in order
+        self.addresses: list[str] = []  # position sentence addresses seen, in order
 
 
 class FixAssembler:
@@ -73,7 +103,7 @@ class FixAssembler:
     def __init__(self) -> None:
         self.undecodable = 0
         self._epoch = _Epoch()
-        self._ender: str | None = None  # the receiver's last position sentence type per epoch, once learnt
+        self._ender: str | None = None  # the receiver's last position sentence address per epoch, once learnt
         self._date: dt.date | None = None  # the UTC date at time of day self._anchor
         self._anchor = dt.time()
         self._anchor_s = 0.0  # self._anchor in seconds of the day
@@ -104,59 +134,73 @@ class FixAssembler:
     def flush(self) -> list[Fix]:
         """The epoch in progress, if not emitted yet (call at the end of input)."""
         epoch, self._epoch = self._epoch, _Epoch()
-        if epoch.kinds and not epoch.emitted:
+        if epoch.addresses and not epoch.emitted:
             return [self._fix(epoch)]
         return []
 
     # -- per sentence type ---------------------------------------------------------------------------------
 
     def _from_position(self, sentence: Sentence, fixes: list[Fix]) -> None:
-        kind = sentence.kind
+        kind, talker = sentence.kind, sentence.talker
+        mode: str | None
         if kind == "GGA":
             gga = decode_gga(sentence)
-            time, valid = gga.time, bool(gga.quality) and gga.lat is not None and gga.lon is not None
+            time, mode, lat, lon = gga.time, modes.quality_mode(gga.quality), gga.lat, gga.lon
         elif kind == "RMC":
             rmc = decode_rmc(sentence)
-            time, valid = rmc.time, rmc.status == "A" and rmc.lat is not None and rmc.lon is not None
+            time, mode, lat, lon = rmc.time, modes.status_mode(rmc.status, rmc.mode), rmc.lat, rmc.lon
             if rmc.date is not None and time is not None:
                 self._learn_date(rmc.date, time)
-        else:
+        elif kind == "GNS":
             gns = decode_gns(sentence)
-            time, valid = gns.time, bool(gns.mode.strip("N")) and gns.lat is not None and gns.lon is not None
-        epoch = self._epoch
-        if time != epoch.time or kind in epoch.kinds:
-            self._close_epoch(time, fixes)
-            epoch = self._epoch
-        epoch.kinds.append(kind)
+            time, mode, lat, lon = gns.time, modes.constellations_mode(gns.mode), gns.lat, gns.lon
+        else:
+            gll = decode_gll(sentence)
+            time, mode, lat, lon = gll.time, modes.status_mode(gll.status, gll.mode), gll.lat, gll.lon
+        address = talker + kind
+        epoch = self._epoch_for(address, time, fixes)
+        epoch.addresses.append(address)
         if not epoch.source:
-            epoch.source, epoch.talker = kind, sentence.talker
-        if valid:
-            epoch.valid, epoch.source, epoch.talker = True, kind, sentence.talker
-            if kind == "GGA":
-                epoch.lat, epoch.lon = gga.lat, gga.lon
+            epoch.source, epoch.talker = kind, talker
+        if mode in modes.NOT_MEASURED:
+            epoch.not_measured = mode
+        elif modes.is_position(mode) and lat is not None and lon is not None:
+            epoch.mode = modes.finer(epoch.mode, mode)
+            replaces = not epoch.valid or _replaces(epoch.talker, talker)
+            if replaces:
+                epoch.valid, epoch.source, epoch.talker, epoch.lat, epoch.lon = True, kind, talker, lat, lon
+            if kind == "GGA" and _replaces(epoch.details_talker, talker):
+                epoch.details_talker = talker
                 epoch.altitude_m, epoch.hdop, epoch.satellites, epoch.quality = (
                     gga.altitude_m, gga.hdop, gga.satellites, gga.quality)
-            elif kind == "RMC":
-                epoch.lat, epoch.lon = rmc.lat, rmc.lon
-                if rmc.speed_knots is not None:
-                    epoch.speed_kmh = rmc.speed_knots * KNOTS_TO_KMH
-                if rmc.course_deg is not None:
-                    epoch.course_deg = rmc.course_deg
-            else:
-                epoch.lat, epoch.lon = gns.lat, gns.lon
+            elif kind == "GNS" and _replaces(epoch.details_talker, talker):
+                epoch.details_talker = talker
                 epoch.altitude_m, epoch.hdop, epoch.satellites = gns.altitude_m, gns.hdop, gns.satellites
-        elif kind == "GGA" and epoch.quality is None:
+            elif kind == "RMC":
+                if rmc.speed_knots is not None and (replaces or epoch.speed_kmh is None):
+                    epoch.speed_kmh = rmc.speed_knots * KNOTS_TO_KMH
+                if rmc.course_deg is not None and (replaces or epoch.course_deg is None):
+                    epoch.course_deg = rmc.course_deg
+        if kind == "GGA" and epoch.quality is None:
             epoch.quality = gga.quality
-        if kind == self._ender and not epoch.emitted:
+        if address == self._ender and not epoch.emitted:
             epoch.emitted = True
             fixes.append(self._fix(epoch))
+
+    def _epoch_for(self, address: str, time: dt.time | None, fixes: list[Fix]) -> _Epoch:
+        """The epoch a position sentence from ``address`` at ``time`` belongs to, starting a new one if needed."""
+        epoch = self._epoch
+        same_time = time == epoch.time or (time is None and bool(epoch.addresses))
+        if not same_time or address in epoch.addresses:
+            self._close_epoch(time, fixes)
+        return self._epoch
 
     def _close_epoch(self, time: dt.time | None, fixes: list[Fix]) -> None:
         """Start a new epoch at ``time``; add the old one's fix to ``fixes`` if it was not emitted yet."""
         old, self._epoch = self._epoch, _Epoch(time)
-        if not old.kinds:
+        if not old.addresses:
             return
-        self._ender = old.kinds[-1]
+        self._ender = old.addresses[-1]
         if not old.emitted:
             fixes.append(self._fix(old))
 
@@ -207,7 +251,7 @@ class FixAssembler:
         except NmeaError:
             self.undecodable += 1
             return
-        if vtg.mode == "N":  # NMEA 2.3+: data not valid
+        if vtg.mode in _VTG_NOT_MEASURED:  # NMEA 2.3+: not valid, simulated or typed in
             return
         speed = vtg.speed_kmh
         if speed is None and vtg.speed_knots is not None:
@@ -219,13 +263,15 @@ class FixAssembler:
 
     def _fix(self, epoch: _Epoch) -> Fix:
         timestamp = self._timestamp(epoch.time)
-        if not epoch.valid:
-            return Fix(epoch.source, False, timestamp, fix_quality=epoch.quality, talker=epoch.talker)
+        if not epoch.valid or epoch.not_measured:
+            mode = epoch.not_measured or modes.INVALID
+            return Fix(epoch.source, False, timestamp, fix_quality=epoch.quality, talker=epoch.talker, mode=mode)
         if epoch.vtg is not None and (epoch.speed_kmh is None or epoch.course_deg is None):
             self._apply_vtg(epoch)
         # Fix(...) runs a Python-level __new__ taking every field by name; this is the same tuple, built directly
         return _new(Fix, (epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
-                          epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker))
+                          epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker,
+                          epoch.mode))
 
 
 class FixDecoder:

@@ -18,7 +18,7 @@ at the next ``$``. The rules, which make the result independent of how the input
   (``$GPGGA,1234``) looks exactly like a sentence without one. gpsd's MTK captures (``$POLYN``) are the case
   for allowing it.
 - Every other sentence is *accepted* and returned; *proprietary* (``$P...``) and *unknown* (a standard address
-  whose type has no decoder here, e.g. GLL, TXT, GST) are counted among the accepted ones.
+  whose type has no decoder here, e.g. TXT, GST, GRS) are counted among the accepted ones.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from agent.nmea.checksum import suffix_xors
 
 # NMEA 0183 says 82, but real receivers exceed it (MTK $PMTKCHN: 190, Quectel with 6-decimal minutes: 90).
 DEFAULT_MAX_SENTENCE_BYTES: Final = 256
-DECODED_TYPES: Final = frozenset({"GGA", "RMC", "GNS", "GSA", "GSV", "VTG", "ZDA"})
+DECODED_TYPES: Final = frozenset({"GGA", "RMC", "GNS", "GLL", "GSA", "GSV", "VTG", "ZDA"})
 
 _DOLLAR: Final = 0x24
 _STAR: Final = 0x2A

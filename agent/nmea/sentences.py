@@ -1,4 +1,4 @@
-"""Typed decoders for the sentences a Quectel module sends: GGA, RMC, GNS, GSA, GSV, VTG, ZDA.
+"""Typed decoders for the sentences a Quectel module sends: GGA, RMC, GNS, GLL, GSA, GSV, VTG, ZDA.
 
 Decoded values are immutable named tuples: they are made for every sentence read, and a tuple is the cheapest
 immutable record CPython has. Talker-agnostic: ``$GPGGA``, ``$GNGGA``, ``$BDGGA`` all decode to :class:`Gga`
@@ -48,6 +48,18 @@ class Rmc(NamedTuple):
     course_deg: float | None
     date: dt.date | None
     mode: str | None  # NMEA 2.3+: A autonomous, D differential, E estimated, N not valid ...
+
+
+class Gll(NamedTuple):
+    """Geographic position. ``status`` ``"A"`` valid, ``"V"`` not; ``mode`` is NMEA 2.3's mode indicator
+    (``None`` before 2.3, as is ``time`` before 2.0, when GLL had only the position)."""
+
+    talker: str
+    time: dt.time | None
+    lat: float | None
+    lon: float | None
+    status: str
+    mode: str | None
 
 
 class Gns(NamedTuple):
@@ -121,14 +133,14 @@ class Proprietary(NamedTuple):
 
 
 class Unknown(NamedTuple):
-    """A standard sentence type without a decoder here (GLL, TXT, GST, ...), passed through untouched."""
+    """A standard sentence type without a decoder here (TXT, GST, GRS, ...), passed through untouched."""
 
     talker: str
     kind: str
     fields: tuple[str, ...]
 
 
-Decoded = Gga | Rmc | Gns | Gsa | Gsv | Vtg | Zda | Proprietary | Unknown
+Decoded = Gga | Rmc | Gns | Gll | Gsa | Gsv | Vtg | Zda | Proprietary | Unknown
 
 
 def decode(sentence: Sentence) -> Decoded:
@@ -272,19 +284,25 @@ def _dmy_date(fields: Fields, number: int) -> dt.date | None:
 # parses saves a good part of their decoding. Pure functions of the text, so caching cannot change a result.
 
 
-_NO_FRACTION = frozenset({"", "."})
-
-
 @functools.lru_cache(maxsize=8)
 def _parse_time(text: str) -> dt.time | None:
+    """``hhmmss`` or ``hhmmss.f...``; None if it is not a time of day.
+
+    The fraction is rounded to the nearest microsecond, a half microsecond up, on its decimal digits: no
+    float in between, so ``.0000005`` is exactly one microsecond and the rule holds for every digit string.
+    A fraction that rounds up to the next second carries into it (``235959.9999995`` is not a time of day).
+    """
     if len(text) < 6 or not text[:6].isdigit() or not text.isascii():
         return None
+    fraction = text[6:]
+    digits = fraction[1:]
+    if fraction and (fraction[0] != "." or (digits and not digits.isdigit())):
+        return None
+    micro = int(digits[:6].ljust(6, "0")) + (digits[6:7] >= "5")  # the seventh digit rounds the sixth
+    carry, micro = divmod(micro, 1_000_000)
     try:
-        if text[6:].rstrip("0") in _NO_FRACTION:  # whole seconds, as most receivers send them
-            return dt.time(int(text[0:2]), int(text[2:4]), int(text[4:6]))
-        whole, micro = divmod(round(float(text[4:]) * 1_000_000), 1_000_000)
-        return dt.time(int(text[0:2]), int(text[2:4]), whole, micro)
-    except (ValueError, OverflowError):  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
+        return dt.time(int(text[0:2]), int(text[2:4]), int(text[4:6]) + carry, micro)
+    except ValueError:  # hour 24, minute 61, or a leap second (datetime cannot hold 60)
         return None
 
 
@@ -355,6 +373,15 @@ def _gns(talker: str, f: Fields) -> Gns:
     )
 
 
+def decode_gll(sentence: Sentence) -> Gll:
+    return _decoding(sentence, _gll, 8)
+
+
+def _gll(talker: str, f: Fields) -> Gll:
+    # lat, N/S, lon, E/W, time (NMEA 2.0+), status, mode indicator (2.3+)
+    return Gll(talker, _time(f, 5), *_position(f, 1), f[6], f[7] or None)
+
+
 def decode_gsa(sentence: Sentence) -> Gsa:
     return _decoding(sentence, _gsa, 19)
 
@@ -411,6 +438,7 @@ DECODERS: dict[str, Callable[[Sentence], Decoded]] = {
     "GGA": decode_gga,
     "RMC": decode_rmc,
     "GNS": decode_gns,
+    "GLL": decode_gll,
     "GSA": decode_gsa,
     "GSV": decode_gsv,
     "VTG": decode_vtg,
