@@ -473,8 +473,8 @@ class ControlServer:
             os.chmod(self.path, self._mode)
             if self._group_gid is not None:
                 os.chown(self.path, -1, self._group_gid)
-            # A deep queue: connections beyond max_connections are accepted and told "busy", rather than
-            # refused by the kernel (a full queue makes a client's connect fail at once with EAGAIN).
+            # A deep queue: connections beyond their slots are accepted and told "busy", rather than refused
+            # by the kernel (a full queue makes a client's connect fail at once with EAGAIN).
             listener.listen(socket.SOMAXCONN)
         except OSError as exc:
             listener.close()

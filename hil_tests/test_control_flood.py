@@ -45,7 +45,7 @@ class Flood:
     Fork it before anything in this process starts threads: the child only uses sockets and pipes.
     """
 
-    def __init__(self, path: Path, *, connections: int, groups: list[int]) -> None:
+    def __init__(self, path: Path, *, connections: int, groups: list[int], uid: int = FLOODER_UID) -> None:
         self._go_r, self._go_w = os.pipe()
         self._stop_r, self._stop_w = os.pipe()
         self._out_r, self._out_w = os.pipe()
@@ -53,7 +53,7 @@ class Flood:
         if self.pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                self._child(str(path), connections, groups)
+                self._child(str(path), connections, groups, uid)
                 code = 0
             finally:
                 os._exit(code)
@@ -75,10 +75,10 @@ class Flood:
         return counts
 
     # -- the child ----------------------------------------------------------------------------------------
-    def _child(self, path: str, connections: int, groups: list[int]) -> None:
+    def _child(self, path: str, connections: int, groups: list[int], uid: int) -> None:
         os.setgroups(groups)
-        os.setgid(FLOODER_UID)
-        os.setuid(FLOODER_UID)
+        os.setgid(uid)
+        os.setuid(uid)
         ready, _, _ = select.select([self._go_r], [], [], 20.0)
         if not ready:
             return
@@ -149,30 +149,31 @@ def control_group() -> grp.struct_group:
     pytest.skip("no 'dialout' or 'nogroup' group on this machine to use as the control group")
 
 
-def flood_is_holding_slots(server: ControlServer) -> bool:
-    return server.active_connections >= 4
-
-
 @needs_root
-def test_root_location_off_is_answered_while_a_group_member_floods(
-        short_dir: Path, control_group: grp.struct_group) -> None:
+@pytest.mark.parametrize(("flooders", "connections"), [(1, FLOOD_CONNECTIONS), (5, 16)])
+def test_root_location_off_is_answered_while_group_members_flood(
+        short_dir: Path, control_group: grp.struct_group, flooders: int, connections: int) -> None:
+    """One member with 40 connections (the reported attack), or five members whose caps together exceed
+    every shared slot: root still gets a reserved one."""
     path = short_dir / "control.sock"
-    flood = Flood(path, connections=FLOOD_CONNECTIONS, groups=[control_group.gr_gid])
+    floods = [Flood(path, connections=connections, groups=[control_group.gr_gid], uid=FLOODER_UID - index)
+              for index in range(flooders)]
     recorder = Recorder()
     server = ControlServer(path, recorder, group=control_group.gr_name)  # mode 0660: the group may connect
     server.start()
     answered = 0
     try:
-        flood.start()
-        assert wait_until(lambda: flood_is_holding_slots(server)), "the flood never took a slot"
+        for flood in floods:
+            flood.start()
+        assert wait_until(lambda: server.active_connections >= min(16, 4 * flooders)), "the flood took no slots"
         for _ in range(10):  # each must be answered within the client's own timeout, or it raises
             assert request(path, "location.off", {"wait_s": 0}, timeout_s=5.0) == {"op": "location.off"}
             answered += 1
     finally:
-        counts = flood.stop()
+        counts = [flood.stop() for flood in floods]
         server.stop()
     assert answered == 10
-    assert counts["busy"] > 0, counts  # the flood was real: it was turned away, and kept coming back
+    assert all(count["busy"] > 0 for count in counts), counts  # the floods were real: turned away, back again
     assert [(req.op, peer.uid) for req, peer in recorder.calls] == [("location.off", 0)] * 10
 
 
@@ -192,7 +193,7 @@ def test_privacyctl_location_off_reaches_the_modem_while_a_group_member_floods(
         assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
         assert request(flood_target, "location.on", {"wait_s": 10}, timeout_s=30)["verified"] is True
         flood.start()
-        assert wait_until(lambda: flood_is_holding_slots(agent.control)), "the flood never took a slot"
+        assert wait_until(lambda: agent.control.active_connections >= 4), "the flood took no slots"
         done = subprocess.run(
             [sys.executable, "-m", "agent.cli", "--socket", str(flood_target), "--json", "location", "off",
              "--wait", "10"],
