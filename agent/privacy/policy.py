@@ -44,6 +44,7 @@ MAX_GRID_M = 1_000_000  # beyond this a "cell" spans a continent and the local p
 #: Purpose and sink names: safe tokens. Regions: upper-case codes ("CN", "EU", "US-CA").
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 REGION_PATTERN = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EXCEPTION = re.compile(r"exception:([a-z0-9][a-z0-9-]{0,63})")
 _MAX_TEXT = 2000
 
@@ -51,7 +52,8 @@ _MAX_TEXT = 2000
 @dataclass(frozen=True)
 class SinkSpec:
     """One upload destination. ``host``/``port`` are None for ``file``; ``path`` is the file path, the MQTT topic
-    or the HTTPS path. TLS paths are only remembered here, never opened."""
+    or the HTTPS path (with its query). TLS paths are only remembered here, never opened; the sink adapter
+    takes ``url`` and the TLS options as they are."""
 
     name: str
     url: str
@@ -321,7 +323,8 @@ def _sink(place: str, value: object) -> SinkSpec:
     if client_id is not None:
         if scheme not in ("mqtt", "mqtts"):
             raise _fail(f"{place}.client_id", "applies only to mqtt:// and mqtts:// sinks")
-        client_id = _name(f"{place}.client_id", client_id)
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise _fail(f"{place}.client_id", "must be 1-64 characters: letters, digits and . _ -")
     return SinkSpec(name=_name(f"{place}.name", table["name"]), url=str(table["url"]), scheme=scheme,
                     recipient=_text(f"{place}.recipient", table["recipient"]),
                     region=_region(f"{place}.region", table["region"]), host=host, port=port, path=path,
@@ -340,17 +343,18 @@ def _sink_url(place: str, value: object) -> tuple[str, str | None, int | None, s
     except ValueError:
         raise _fail(place, "is not a valid URL") from None
     scheme = _choice(f"{place} scheme", parts.scheme, SINK_SCHEMES)
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise _fail(place, "must not carry a query, a fragment or credentials")
+    if "#" in url or parts.username or parts.password or (parts.query and scheme != "https"):
+        raise _fail(place, "must not carry a fragment, credentials or (except https) a query")
     if scheme == "file":
-        if parts.netloc or not parts.path.startswith("/") or parts.path.endswith("/"):
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/") or parts.path.endswith("/"):
             raise _fail(place, "must be file:///absolute/path/to/file")
         return scheme, None, None, parts.path
-    if not parts.hostname:
-        raise _fail(place, f"must name a host: {scheme}://host[:port]/...")
-    if scheme != "https" and (parts.path in ("", "/") or "+" in parts.path or "#" in parts.path):
+    if not parts.hostname or port == 0:
+        raise _fail(place, f"must name a host and a port from 1 to 65535: {scheme}://host[:port]/...")
+    if scheme != "https" and (parts.path in ("", "/") or "+" in parts.path or "\0" in parts.path):
         raise _fail(place, f"must end with a topic without wildcards: {scheme}://host[:port]/topic")
-    return scheme, parts.hostname, port or DEFAULT_PORTS[scheme], parts.path or "/"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return scheme, parts.hostname, port or DEFAULT_PORTS[scheme], path
 
 
 def _subject(value: object) -> Subject:
