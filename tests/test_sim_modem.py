@@ -15,6 +15,7 @@ from agent.sim.modem import (
     BOOT_S,
     BOOT_URC_DELAY_S,
     BOOT_URCS,
+    MAX_CATCH_UP_S,
     POWER_DOWN_URC_S,
     POWER_OFF_S,
     REGISTER_S,
@@ -486,10 +487,30 @@ def test_the_track_is_a_plausible_slow_walk() -> None:
 
 def test_the_nmea_writer_never_drops_data_but_bounds_catch_up_after_a_long_pause() -> None:
     modem, clock = make(ttff=0)
-    send(modem, 'AT+QGPSCFG="gpsnmeatype",1')
+    send(modem, 'AT+QGPSCFG="gpsnmeatype",1')  # GGA only: one sentence per 1 s burst
     send(modem, "AT+QGPS=1")
+
+    def gga_seconds(data: bytes) -> list[dt.datetime]:
+        sentences = _sentences(data)
+        assert all(sentence.startswith("$GPGGA,") and _checksum_ok(sentence) for sentence in sentences)
+        assert all(sentence.split(",")[6] == "1" for sentence in sentences)  # ttff 0: every burst has a fix
+        day = dt.datetime.fromtimestamp(clock.wall(), dt.UTC).date()
+        return [dt.datetime.combine(day, dt.datetime.strptime(s.split(",")[1], "%H%M%S.%f").time(), dt.UTC)
+                for s in sentences]
+
     clock.advance(3600)
-    assert len(_sentences(modem.read("nmea", 1 << 20))) <= 31
+    now = dt.datetime.fromtimestamp(clock.wall(), dt.UTC)
+    caught_up = gga_seconds(modem.read("nmea", 1 << 20))
+    # The last MAX_CATCH_UP_S seconds, one burst per second without a gap, up to the present; nothing older.
+    assert len(caught_up) in (int(MAX_CATCH_UP_S), int(MAX_CATCH_UP_S) + 1)
+    assert caught_up[-1] == now
+    assert caught_up == [now - dt.timedelta(seconds=len(caught_up) - 1 - i) for i in range(len(caught_up))]
+    # and after the catch-up, every burst arrives
+    following = []
+    for _ in range(5):
+        clock.advance(1)
+        following += gga_seconds(modem.read("nmea", 1 << 20))
+    assert following == [now + dt.timedelta(seconds=i) for i in range(1, 6)]
 
 
 # ---------------------------------------------------------------------------------------------------- faults
