@@ -115,6 +115,13 @@ def write_and_sync(fd: int, data: bytes | bytearray, path: Path) -> None:
         raise store_error(operation, path, exc) from exc
 
 
+def sync_fd(fd: int, path: Path) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise store_error("fsync", path, exc) from exc
+
+
 def _write_all(fd: int, data: bytes | bytearray) -> None:
     written = os.write(fd, data)
     while written < len(data):  # a regular file writes short only when the disk is full
