@@ -115,3 +115,28 @@ def test_reading_is_streamed_in_blocks(tmp_path: Path) -> None:
 def test_errors_are_agent_errors() -> None:
     with pytest.raises(AgentError):
         list(decoded_fixes(Path("/nonexistent/capture.log"), FixDecoder()))
+
+
+def test_modes_are_shown_and_only_positions_are_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capture = tmp_path / "modes.log"
+    position = "3330.000000,S,07030.000000,W"
+    lines = [
+        with_checksum(f"GPRMC,120000.00,A,{position},10.0,90.0,010224,,,A"),
+        with_checksum(f"GPRMC,120001.00,V,{position},10.0,90.0,010224,,,E"),  # dead reckoning: status V by rule
+        with_checksum(f"GPRMC,120002.00,V,{position},10.0,90.0,010224,,,S"),  # simulator
+        with_checksum(f"GPGGA,120003.00,{position},8,08,0.9,500.0,M,30.0,M,,"),  # simulator
+        with_checksum(f"GPRMC,120004.00,V,{position},10.0,90.0,010224,,,N"),
+        with_checksum(f"GNGGA,120005.00,{position},4,08,0.9,500.0,M,30.0,M,,"),
+        with_checksum(f"GLGGA,120005.00,{position},1,08,0.9,500.0,M,30.0,M,,"),
+    ]
+    capture.write_text("\r\n".join(lines) + "\r\n")
+    code, records, err = replay(capsys, capture)
+    assert code == 0
+    assert [(r["time"], r["mode"]) for r in records] == [
+        ("2024-02-01T12:00:00.000Z", "autonomous"),
+        ("2024-02-01T12:00:01.000Z", "estimated"),
+        ("2024-02-01T12:00:05.000Z", "rtk"),
+    ]
+    assert records[2]["talker"] == "GN"
+    assert "3 fixes" in err
+    assert "modes: autonomous=1 estimated=1 invalid=1 rtk=1 simulator=2" in err
