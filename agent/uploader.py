@@ -31,7 +31,8 @@ from agent.spool import Message, Spool
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH = 100  # sends per pass, before the due list is read again
+MAX_DUE = 1 << 30
 
 
 class Uploader:
@@ -122,27 +123,30 @@ class _SinkWorker:
             try:
                 more = self._drain()
             except Exception:  # a broken callback or spool must not end delivery for good
-                log.exception("uploader for sink %s failed; retrying", self._sink_name)
-                self._paused_until_ms = self._up.now_ms() + int(self._up._poll_s * 1000)
+                log.exception("uploader for sink %s failed; retrying after the poll interval", self._sink_name)
                 more = False
             if not more:
                 self._event.wait(self._sleep_s())
 
     def _drain(self) -> bool:
-        """Send one batch of what is due, oldest first; True when more may be due right now."""
+        """Send up to one batch of what is due, oldest first; True when more may be due right now.
+
+        The whole due list is walked, not only its first batch: messages the gate holds back at the head of
+        the queue must not starve the ones behind them."""
         if self._up.now_ms() < self._paused_until_ms:
             return False
-        batch = self._up._spool.due(self._up.now_ms(), BATCH, sink=self._sink_name)
-        progressed = False
-        for message in batch:
+        sent = 0
+        for message in self._up._spool.due(self._up.now_ms(), MAX_DUE, sink=self._sink_name):
             if self._stopping:
                 return False
             if not self._up._may_send(message):
                 continue  # the gate is closed for it: it stays queued and is asked about on the next pass
             if not self._deliver(message):
                 return False
-            progressed = True
-        return progressed and len(batch) == BATCH
+            sent += 1
+            if sent == BATCH:
+                return True  # look at the spool afresh: newer, older or purged messages
+        return False
 
     def _deliver(self, message: Message) -> bool:
         """Send one message and record the outcome; False when the sink is unavailable (pause it)."""
