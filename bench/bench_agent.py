@@ -9,6 +9,12 @@ Every figure is a ratio against a baseline measured in the same run on the same 
   sum of bare round trips of the same commands on the same simulator. Target <= 1.5.
 - ``daemon_idle``: the daemon (separate process) with GNSS on at 1 Hz for 60 s (15 s quick), against a simulator
   in another process: CPU share of one core (< 2 %) and RSS (< 40 MB).
+- ``daemon_idle_off``: the same daemon with location off, its NMEA port open and watched and the 5 s read-back
+  running: CPU share of one core (< 1 %), next to the "on" figure.
+- ``drift_latency``: a rogue ``AT+QGPS=1`` on the second AT port to the agent's repaired read-back (GNSS off, read
+  after the rogue), p50 and max over 20 tries (5 quick), with the default 5 s interval: without an NMEA port
+  (the periodic check finds it; target max <= interval + 1 s) and with one, the rogue also turning NMEA output on
+  (the NMEA watch finds it; target max <= 2 s after the first burst, which comes about 1 s after GNSS on).
 """
 
 from __future__ import annotations
@@ -212,7 +218,67 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def daemon_idle(seconds: float) -> dict[str, Result]:
+def _repaired_after_rogue(agent: Any, modem: Any, *, nmea: bool) -> float:
+    """Seconds from a rogue turning GNSS on to the agent's read-back showing it off again."""
+    modem.write("at2", b'AT+QGPSCFG="outport","usbnmea"\r' if nmea else b"AT\r")
+    time.sleep(0.05)
+    start_wall, start = time.time(), time.perf_counter()
+    modem.write("at2", b"AT+QGPS=1\r")
+
+    def repaired() -> bool:
+        observed = agent.supervisor.enforcer.observed
+        return (not modem.state.gnss_on and observed.gnss is False and observed.read_at is not None
+                and observed.read_at > start_wall and agent.supervisor.enforcer.enforced)
+
+    if not _wait(repaired, 30):
+        raise TimeoutError("the rogue's GNSS was not repaired within 30 s")
+    return time.perf_counter() - start
+
+
+def _drift_samples(tries: int, *, nmea: bool) -> tuple[list[float], float]:
+    """``tries`` rogue-to-repair latencies on one agent; and its reconcile interval."""
+    from agent.config import parse_config
+    from agent.daemon import Agent
+
+    name = f"bench-drift-{int(nmea)}"
+    base = f"sim://ec25?name={name}&seed=2&ttff=1"
+    modem_cfg: dict[str, Any] = {"port": f"{base}&port=at"}
+    if nmea:
+        modem_cfg["nmea_port"] = f"{base}&port=nmea"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        config = parse_config({"modem": modem_cfg, "state": {"dir": str(tmp / "state")},
+                               "control": {"socket": str(tmp / "c.sock")}})
+        agent = Agent(config)
+        agent.start()
+        try:
+            _wait(lambda: agent.supervisor.enforcer.enforced, 15)
+            modem = sim.modem_for(name)
+            samples: list[float] = []
+            for _ in range(tries):
+                samples.append(_repaired_after_rogue(agent, modem, nmea=nmea))
+                time.sleep(0.3 + (len(samples) % 7) * 0.5)  # spread the rogue over the check period
+        finally:
+            agent.stop()
+            sim.forget(name)
+    return samples, config.modem.reconcile_interval_s
+
+
+def drift_latency(tries: int) -> dict[str, Result]:
+    sim.register()
+    results: dict[str, Result] = {}
+    for nmea in (False, True):
+        samples, interval = _drift_samples(tries, nmea=nmea)
+        limit = 1.0 + 2.0 if nmea else interval + 1.0
+        worst, p50 = max(samples), statistics.median(samples)
+        results["drift_latency_nmea" if nmea else "drift_latency_periodic"] = {
+            "value": f"p50 {p50:.2f} s, max {worst:.2f} s", "unit": f"over {tries} tries",
+            "baseline": interval, "ratio": round(worst / interval, 3),
+            "target": f"max <= {limit:g} s", "pass": worst <= limit}
+    return results
+
+
+def daemon_idle(seconds: float, *, location_on: bool = True) -> dict[str, Result]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
@@ -230,7 +296,8 @@ def daemon_idle(seconds: float) -> dict[str, Result]:
 
             _wait(lambda: (tmp / "c.sock").exists(), 15)
             time.sleep(1)
-            request(tmp / "c.sock", "location.on", {"wait_s": 10})
+            if location_on:
+                request(tmp / "c.sock", "location.on", {"wait_s": 10})
             time.sleep(2)
             cpu_before, wall_before = _cpu_seconds(daemon.pid), time.monotonic()
             time.sleep(seconds)
@@ -242,6 +309,10 @@ def daemon_idle(seconds: float) -> dict[str, Result]:
             daemon.wait(15)
             simulator.terminate()
             simulator.wait(15)
+    if not location_on:
+        return {"daemon_idle_off_cpu": {"value": round(cpu, 3), "unit": "% of one core", "baseline": 100.0,
+                                        "ratio": round(cpu / 100, 5), "target": "< 1 %",
+                                        "pass": cpu < 1 and fixes == 0}}
     return {
         "daemon_idle_cpu": {"value": round(cpu, 3), "unit": "% of one core", "baseline": 100.0,
                             "ratio": round(cpu / 100, 5), "target": "< 2 %", "pass": cpu < 2 and fixes > 0},
@@ -257,4 +328,6 @@ def run(quick: bool) -> dict[str, Result]:
         "hardware_off_latency": hardware_off_latency(9 if quick else 20),
     }
     results.update(daemon_idle(15 if quick else 60))
+    results.update(daemon_idle(15 if quick else 60, location_on=False))
+    results.update(drift_latency(5 if quick else 20))
     return results
