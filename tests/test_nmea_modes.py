@@ -167,6 +167,7 @@ QUALITY = {0: "invalid", 1: "autonomous", 2: "differential", 3: "precise", 4: "r
 LETTER = {"A": "autonomous", "D": "differential", "E": "estimated", "F": "float-rtk", "M": "manual",
           "N": "invalid", "P": "precise", "R": "rtk", "S": "simulator"}
 IS_POSITION = {"autonomous", "differential", "precise", "rtk", "float-rtk", "estimated"}
+NOT_POSITION = {"invalid", "simulator", "manual"}
 
 
 @pytest.mark.parametrize(("quality", "mode"), sorted(QUALITY.items()))
@@ -218,6 +219,12 @@ def test_the_finest_mode_of_an_epoch_wins() -> None:
     # gpsd's nmea-fuzzy-cases: an NMEA 2.3 receiver says D in RMC (2.3 has no RTK letter) beside quality 4
     (fix,) = fixes(gga("GN", "120000.00", quality=4), rmc("GN", "120000.00", "A", "D"))
     assert (fix.valid, fix.mode) == (True, "rtk")
+
+
+def test_the_mode_is_that_of_the_talker_whose_position_is_used() -> None:
+    (fix,) = fixes(gga("GP", "120000.00", quality=4), gga("GN", "120000.00", quality=1), rmc("GL", "120000.00",
+                                                                                               mode="D"))
+    assert (fix.talker, fix.mode) == ("GN", "autonomous")
 
 
 @pytest.mark.parametrize(("letters", "mode", "valid"), [
@@ -287,8 +294,13 @@ def test_an_epoch_is_a_position_only_if_a_sentence_measured_one_and_none_simulat
     assert fix.valid == (bool(measured) and not not_measured)
     if fix.valid:
         assert fix.lat == pytest.approx(LAT) and fix.lon == pytest.approx(LON)
+        measuring_talkers = [body[:2] for body, mode in zip(bodies, said, strict=True) if mode not in NOT_POSITION]
+        # the position is the latest valid sentence's, but never one constellation's after the combined GN
+        used = "GN" if "GN" in measuring_talkers else measuring_talkers[-1]
+        assert fix.talker == used
         order = ("rtk", "float-rtk", "precise", "differential", "autonomous", "estimated")
-        known = [mode for mode in measured if mode is not None]
+        known = [mode for body, mode in zip(bodies, said, strict=True)
+                 if body[:2] == used and mode is not None and mode in order]
         assert fix.mode == (min(known, key=order.index) if known else None)
     else:
         assert (fix.lat, fix.lon, fix.altitude_m, fix.hdop, fix.speed_kmh) == (None,) * 5

@@ -21,12 +21,13 @@ the previous one is the next day (the midnight roll-over between an RMC and the 
 after it the previous day.
 
 The mode (``Fix.mode``, see :mod:`agent.nmea.modes`) comes from GGA's quality and the RMC/GLL/GNS mode
-indicators; when they differ, the finest measured mode wins. An epoch is a position (``valid=True``) when at
-least one position sentence reports a measured fix with coordinates and none says simulator or manual input.
-A simulated or manual epoch gives ``valid=False`` with that mode; any other epoch without a position
-(GGA quality 0, RMC/GLL status V, GNS mode all N, or coordinates missing, in every position sentence) gives
-``valid=False`` and mode ``"invalid"``. Neither carries a position nor anything derived from one. A VTG whose
-mode says its data is not measured (N, S, M) gives no speed or course.
+indicators of the talker whose position is used; when its sentences differ, the finest measured mode wins
+(an NMEA 2.3 RMC has no letter for RTK and says D beside GGA quality 4). An epoch is a position
+(``valid=True``) when at least one position sentence reports a measured fix with coordinates and none says
+simulator or manual input. A simulated or manual epoch gives ``valid=False`` with that mode; any other epoch
+without a position (GGA quality 0, RMC/GLL status V, GNS mode all N, or coordinates missing, in every position
+sentence) gives ``valid=False`` and mode ``"invalid"``. Neither carries a position nor anything derived from
+one. A VTG whose mode says its data is not measured (N, S, M) gives no speed or course.
 
 A sentence whose fields cannot be read is dropped and counted in ``undecodable``; the position it might carry
 is never guessed. VTG and ZDA are decoded only when they can add something (a VTG when the epoch's RMC has no
@@ -79,7 +80,6 @@ class _Epoch:
     source: str = ""
     talker: str = ""  # the talker of the position sentence in use (of the first sentence while none is valid)
     valid: bool = False
-    mode: str | None = None  # the finest mode of the valid position sentences
     not_measured: str | None = None  # "simulator" or "manual" once a sentence said so
     lat: float | None = None
     lon: float | None = None
@@ -95,6 +95,7 @@ class _Epoch:
     def __init__(self, time: dt.time | None = None) -> None:
         self.time = time
         self.addresses: list[str] = []  # position sentence addresses seen, in order
+        self.modes: dict[str, str | None] = {}  # per talker, the finest mode of its valid position sentences
 
 
 class FixAssembler:
@@ -165,7 +166,7 @@ class FixAssembler:
         if mode in modes.NOT_MEASURED:
             epoch.not_measured = mode
         elif modes.is_position(mode) and lat is not None and lon is not None:
-            epoch.mode = modes.finer(epoch.mode, mode)
+            epoch.modes[talker] = modes.finer(epoch.modes.get(talker), mode)
             replaces = not epoch.valid or _replaces(epoch.talker, talker)
             if replaces:
                 epoch.valid, epoch.source, epoch.talker, epoch.lat, epoch.lon = True, kind, talker, lat, lon
@@ -271,7 +272,7 @@ class FixAssembler:
         # Fix(...) runs a Python-level __new__ taking every field by name; this is the same tuple, built directly
         return _new(Fix, (epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
                           epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker,
-                          epoch.mode))
+                          epoch.modes[epoch.talker]))
 
 
 class FixDecoder:
