@@ -407,6 +407,7 @@ def resigned(exported: Path, target: Path, *, manifest_prefix: bytes = b"", reco
     change: dict[str, bytes] = {}
     if records is not None:
         manifest["files"]["records.jsonl"]["sha256"] = hashlib.sha256(records).hexdigest()
+        manifest["files"]["records.jsonl"]["bytes"] = len(records)
         change["records.jsonl"] = records
     raw = manifest_prefix + json.dumps(manifest, indent=2, sort_keys=True).encode()
     signer = crypto.Signer((exported.parent / "state" / "ledger" / "signing.key").read_bytes())

@@ -17,12 +17,16 @@ segments.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import errno
 import hashlib
+import io
 import json
 import os
 import queue
+import stat
 import sys
 import threading
 import time
@@ -35,7 +39,7 @@ from typing import IO, Any
 
 from agent.errors import ExportError, LogCorrupt, UsageError
 from agent.ledger import codec, crypto, files
-from agent.ledger.chain import ChainChecker, Checkpoint, LinkChecker, first_seq_of
+from agent.ledger.chain import ChainChecker, Checkpoint, LinkChecker, check_head, first_seq_of
 from agent.ledger.keystore import KeyInfo
 from agent.ledger.segments import SegmentScan
 from agent.ledger.store import Snapshot, associated_data
@@ -61,6 +65,19 @@ LINE_LIMIT = 16 * codec.MAX_PAYLOAD
 # What the writer uses; the verifier refuses the rest (encryption, other compression methods) up front, as
 # zipfile would fail on them with exceptions of its own mid-way.
 _COMPRESSION_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+# Bounds on a hostile zip, checked before anything is inflated. An export holds four files and its segments
+# (20,000 of them are 1.2 TB of log at the default segment size); the writer refuses to make a larger one.
+MAX_MEMBERS = 20_000
+# zipfile reads the whole central directory in one read and makes an object per entry (some 550 bytes each):
+# no read while the directory is parsed may exceed this, which bounds the entries (46 bytes at least each)
+# and their memory. An export's entries take about 110 bytes each.
+DIRECTORY_LIMIT = MAX_MEMBERS * 128
+# Any later single read: the manifest is read whole, everything else in COPY_CHUNK pieces.
+READ_LIMIT = MANIFEST_LIMIT + 2 * COPY_CHUNK
+# Segments are stored and records.jsonl (whose every line holds a 64-digit hash) deflates some 5 times, so a
+# genuine export inflates to about twice its size; one whose files claim more than this is a zip bomb.
+INFLATE_RATIO_LIMIT = 64
+INFLATE_SLACK = 64 << 20
 _UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
@@ -130,6 +147,10 @@ class ExportSummary:
 
 @dataclass(frozen=True, slots=True)
 class ExportReport:
+    """``key_pinned``: the signing key was checked against ``verify_export(key=...)``; when False, anyone
+    could have made an export that verifies with a key of their own. ``signed_head_records``: how many records
+    the newest signed head it carries vouches for (None: an export of a log that had none)."""
+
     records: int
     counts: dict[str, int]
     head: str
@@ -137,6 +158,9 @@ class ExportReport:
     checkpoints: int
     public_key: str
     erased_records: int
+    key_fingerprint: str = ""
+    key_pinned: bool = False
+    signed_head_records: int | None = None
 
 
 # -- writing ------------------------------------------------------------------------------------------------
@@ -190,6 +214,8 @@ def _publish(temporary: Path, out: Path, overwrite: bool) -> None:
 def _write_zip(snapshot: Snapshot, handle: IO[bytes],
                progress: Progress | None) -> tuple[dict[str, int], int]:
     digests: dict[str, dict[str, Any]] = {}
+    if len(snapshot.segments) + 4 > MAX_MEMBERS:  # an export that verify-export refuses is no use to anyone
+        raise ExportError("the log has more segments than an export can hold", limit=MAX_MEMBERS - 4)
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
                          allowZip64=True) as archive:
         _write_member(archive, README, [README_TEXT.encode()], digests)
@@ -399,6 +425,10 @@ def _manifest(snapshot: Snapshot, builder: _JsonlBuilder,
                   "segments": [name for name, _ in snapshot.segments]},
         "checkpoint": checkpoint.as_json() if checkpoint is not None else None,
         "public_key": snapshot.public_key.hex() if snapshot.public_key is not None else None,
+        "key_fingerprint": crypto.key_fingerprint(snapshot.public_key) if snapshot.public_key is not None
+        else None,
+        # the newest signed head (the head file's): records missing below it are found by verify-export
+        "signed_head": snapshot.signed_head.as_json() if snapshot.signed_head is not None else None,
         "erased_keys": [_tombstone(info) for info in snapshot.keys.values() if info.key is None],
         "torn_tail": None if snapshot.torn_tail is None else {
             "segment": snapshot.torn_tail.segment, "offset": snapshot.torn_tail.offset,
@@ -441,11 +471,21 @@ def to_json(value: Any) -> Any:
 
 
 # -- verifying ----------------------------------------------------------------------------------------------
-def verify_export(path: Path) -> ExportReport:
-    """Check an export file offline; raises :class:`ExportError` (LogCorrupt for a damaged segment)."""
+def verify_export(path: Path, *, key: str | None = None) -> ExportReport:
+    """Check an export file offline; raises :class:`ExportError` (LogCorrupt for a damaged segment,
+    LogTruncated when records are missing below the signed head it carries).
+
+    ``key``: the fingerprint of the device's key (``Ledger.key_fingerprint()``, ``privacyctl status``); the
+    export must be signed with it. Only regular files are read (no symlink, FIFO or device), and a zip's
+    directory, member count and inflated sizes are bounded before anything is inflated.
+    """
+    pinned = None if key is None else _parse_fingerprint(key)
     try:
-        with zipfile.ZipFile(path) as archive:
-            return _verify_archive(archive)
+        with _open_regular(Path(path)) as handle:
+            guarded = _GuardedReads(handle, DIRECTORY_LIMIT)
+            with zipfile.ZipFile(guarded) as archive:
+                guarded.limit = READ_LIMIT
+                return _verify_archive(archive, os.fstat(handle.fileno()).st_size, pinned)
     except FileNotFoundError as exc:
         raise UsageError(f"export file not found: {Path(path).name}") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
@@ -462,14 +502,83 @@ def verify_export(path: Path) -> ExportReport:
         raise ExportError(f"cannot read the export: {exc.strerror or exc}") from exc
 
 
-def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
-    _check_members(archive)
+def _parse_fingerprint(text: str) -> str:
+    body = text.removeprefix(crypto.FINGERPRINT_PREFIX)
+    try:
+        valid = text.startswith(crypto.FINGERPRINT_PREFIX) and \
+            len(base64.b64decode(body + "=", validate=True)) == 32
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError("the key fingerprint must look like SHA256: followed by 43 base64 characters "
+                         "(privacyctl status shows the device's)")
+    return text
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading only if it is a regular file: never through a symlink, never blocking on a
+    FIFO, never a device such as /dev/zero."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ExportError(f"{path.name} is a symlink; pass the export file itself") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ExportError(f"{path.name} is not a regular file (a FIFO, a device or a directory)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _GuardedReads(io.RawIOBase):
+    """The export file as zipfile sees it, with no single read larger than ``limit``: zipfile reads a zip's
+    whole central directory in one read, however large the zip says it is."""
+
+    def __init__(self, handle: IO[bytes], limit: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self.limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            position = self._handle.tell()
+            size = os.fstat(self._handle.fileno()).st_size - position
+        if size > self.limit:
+            raise ExportError("the export's zip directory or a file in it is larger than an export ever makes "
+                              "it (too many files, or a crafted size)", limit=self.limit)
+        return self._handle.read(size)
+
+
+def _verify_archive(archive: zipfile.ZipFile, archive_size: int, pinned: str | None) -> ExportReport:
+    _check_members(archive, archive_size)
     manifest = _read_manifest(archive)
-    _check_file_hashes(archive, manifest)
     public_key = _hex_field(manifest, "public_key", 32)
+    fingerprint = crypto.key_fingerprint(public_key)
+    if pinned is not None and fingerprint != pinned:
+        raise ExportError("the export is signed with another key than the one pinned with --key")
+    _check_member_set(archive, manifest)
+    _check_file_hashes(archive, manifest)
+    signed_head = _signed_head(manifest, public_key)
     segments = manifest["chain"]["segments"]
-    checker = ChainChecker(public_key)
+    checker = ChainChecker(public_key, watch=signed_head)
     erased = 0
+    name, end = MANIFEST, 0  # where the log ends, for the head check
     with archive.open(RECORDS) as lines:
         line_iter = _lines(lines)
         for name in segments:
@@ -481,22 +590,71 @@ def _verify_archive(archive: zipfile.ZipFile) -> ExportReport:
                     erased += _check_line(next(line_iter, None), record)
                 if scan.tail is not None:
                     raise LogCorrupt("segment ends inside a record", segment=name, offset=scan.tail.offset)
+                end = scan.end
         if next(line_iter, None) is not None:
             raise ExportError("records.jsonl has more lines than the segments have records")
+    truncation = check_head(checker, segment=name, offset=end)
+    if truncation is not None:
+        raise truncation.error(segment=name, offset=end)
     _check_summary(manifest, checker, erased)
     return ExportReport(records=checker.count, counts=dict(checker.counts), head=checker.head.hex(),
                         merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
-                        public_key=public_key.hex(), erased_records=erased)
+                        public_key=public_key.hex(), erased_records=erased, key_fingerprint=fingerprint,
+                        key_pinned=pinned is not None,
+                        signed_head_records=None if signed_head is None else signed_head.count + 1)
 
 
-def _check_members(archive: zipfile.ZipFile) -> None:
-    for info in archive.infolist():
+def _check_members(archive: zipfile.ZipFile, archive_size: int) -> None:
+    """What can be refused from the zip's directory alone, before anything is inflated."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ExportError("the export holds more files than an export ever does", limit=MAX_MEMBERS)
+    names = set()
+    for info in infos:
+        name = info.orig_filename
+        if name != info.filename or "\x00" in name:
+            raise ExportError("a file name in the export holds a NUL or a backslash; exports never do")
+        if name.startswith("/") or "\\" in name or ".." in name.split("/") or ":" in name.split("/")[0]:
+            raise ExportError("a file in the export has an absolute name or one with '..'; exports never do")
+        if name in names:  # zipfile reads the last of them, unzip the first: a forgery hides behind either
+            raise ExportError("a file name appears twice in the export", file=name)
+        names.add(name)
         if info.flag_bits & _UNSUPPORTED_FLAGS:
             raise ExportError("a file in the export is encrypted or patched; exports never are",
                               file=info.filename)
         if info.compress_type not in _COMPRESSION_METHODS:
             raise ExportError("a file in the export uses a compression method that exports never use",
                               file=info.filename, method=info.compress_type)
+    declared = sum(info.file_size for info in infos)
+    if declared > INFLATE_RATIO_LIMIT * archive_size + INFLATE_SLACK:
+        raise ExportError("the export's files claim to inflate to far more than any export does (a zip bomb)",
+                          declared_bytes=declared)
+
+
+def _check_member_set(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
+    """The files are exactly those the signed manifest lists, each of the size it lists (checked before
+    inflating any of them)."""
+    listed = manifest["files"]
+    present = {info.filename: info for info in archive.infolist()}
+    if set(listed) | {MANIFEST, MANIFEST_SIGNATURE} != set(present):
+        raise ExportError("the files in the export differ from those its manifest lists")
+    for name, expected in listed.items():
+        size = expected.get("bytes")
+        if not isinstance(size, int) or isinstance(size, bool) or present[name].file_size != size:
+            raise ExportError("a file in the export declares another size than its manifest lists", file=name)
+
+
+def _signed_head(manifest: dict[str, Any], public_key: bytes) -> Checkpoint | None:
+    raw = manifest.get("signed_head")
+    if raw is None:
+        return None
+    try:
+        head = Checkpoint.from_json(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError("the manifest's signed head is malformed") from exc
+    if head.public_key != public_key or not head.valid():
+        raise ExportError("the manifest's signed head does not verify with the device key")
+    return head
 
 
 @contextlib.contextmanager
@@ -569,11 +727,7 @@ def _check_manifest_signature(archive: zipfile.ZipFile, raw: bytes, public_key: 
 
 
 def _check_file_hashes(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
-    listed = manifest["files"]
-    present = {name for name in archive.namelist() if name not in (MANIFEST, MANIFEST_SIGNATURE)}
-    if set(listed) != present:
-        raise ExportError("the files in the export differ from those its manifest lists")
-    for name, expected in sorted(listed.items()):
+    for name, expected in sorted(manifest["files"].items()):
         digest = hashlib.sha256()
         with _reading(name), archive.open(name) as member:
             for chunk in iter(lambda m=member: m.read(COPY_CHUNK), b""):  # type: ignore[misc]
