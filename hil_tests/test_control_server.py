@@ -537,6 +537,26 @@ def test_another_uid_may_read_but_not_change_state(serve: Callable[..., ControlS
     assert [req.op for req, _ in recorder.calls] == ["location.status"]
 
 
+@pytest.mark.parametrize("args", [{"wait_s": -1}, {"wait_s": "soon"}, {"uid": 0}, [], "x"])
+def test_a_stranger_is_refused_before_its_arguments_are_looked_at(
+        serve: Callable[..., ControlServer], args: Any) -> None:
+    recorder = Recorder()
+    server = serve(recorder, peer_credentials=as_peer(54321, 54321))
+    raw = raw_exchange(server.path, json.dumps({"v": 1, "op": "location.on", "args": args}).encode() + b"\n")
+    assert error_of(raw) == {"kind": "PermissionDenied", "message": "'location.on' changes the agent's state; "
+                             "only root may do that (uid=54321)"}
+    assert recorder.calls == []
+
+
+def test_a_repeated_op_key_runs_nothing(serve: Callable[..., ControlServer]) -> None:
+    recorder = Recorder()
+    server = serve(recorder)
+    raw = raw_exchange(server.path, b'{"v":1,"op":"status","op":"location.on"}\n')
+    assert error_of(raw) == {"kind": "ControlError", "message": "request repeats the key 'op'"}
+    assert recorder.calls == []
+    assert still_serves(server)
+
+
 def test_a_member_of_the_control_group_may_change_state(serve: Callable[..., ControlServer]) -> None:
     gid = os.getegid()
     group = grp.getgrgid(gid).gr_name
