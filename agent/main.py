@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify_export = commands.add_parser("verify-export", help="check an export file offline")
     verify_export.add_argument("file", help="export zip file")
     verify_export.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify_export.add_argument("--key", metavar="FINGERPRINT",
+                               help="the device key's fingerprint (SHA256:..., from privacyctl status): refuse an "
+                                    "export signed with any other key")
 
     ledger = commands.add_parser("ledger", help="offline tools on a state dir while the daemon is stopped")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="LEDGER_COMMAND")
