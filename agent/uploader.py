@@ -103,6 +103,9 @@ class _SinkWorker:
         if self.alive:
             return
         self._stopping = False
+        # A message held back by an earlier run's failure keeps the sink paused until its time, so that the
+        # messages behind it do not overtake it.
+        self._paused_until_ms = self._up._spool.next_due_ms(self._up.now_ms(), sink=self._sink_name) or 0
         self._thread = threading.Thread(target=self._run, name=f"uploader-{self._sink_name}", daemon=True)
         self._thread.start()
 

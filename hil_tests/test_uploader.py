@@ -149,6 +149,26 @@ def test_the_oldest_goes_first_after_an_outage(spool: Spool) -> None:
     assert sink.sent == ["a1", "a2", "a3", "a4", "a5"]
 
 
+def test_a_message_held_by_an_earlier_run_is_not_overtaken(spool: Spool) -> None:
+    clock = ManualClock()
+    sink, record = ScriptedSink("a", clock), Recorder()
+    spool.put(message(1))
+    spool.put(message(2))
+    held_until_ms = int(clock.now_s * 1000) + 5000
+    spool.retry_later("a1", held_until_ms)  # as the previous run left it
+    uploader = record.uploader(spool, {"a": sink}, clock)
+    uploader.start()
+    try:
+        time.sleep(0.1)  # several polls
+        assert sink.attempts == []
+        clock.advance_to_ms(held_until_ms)
+        uploader.wake()
+        assert wait_until(lambda: spool.pending_count() == 0)
+    finally:
+        assert uploader.stop(5)
+    assert sink.sent == ["a1", "a2"]
+
+
 def test_a_hanging_sink_does_not_block_another(spool: Spool) -> None:
     stuck, healthy, record = ScriptedSink("a"), ScriptedSink("b"), Recorder()
     stuck.gate.clear()  # every send to "a" hangs, like a connect that waits for its timeout

@@ -198,3 +198,9 @@ def test_backoff_refuses_nonsense() -> None:
         Backoff(base_s=0)
     with pytest.raises(ValueError):
         Backoff(base_s=10, cap_s=1)
+
+
+def test_https_refuses_an_id_that_cannot_be_a_header_before_connecting() -> None:
+    sink = open_sink("h", "https://127.0.0.1:1/x")  # nothing listens there: a connect would be Unavailable
+    with pytest.raises(SinkRejected, match="not ASCII"):
+        sink.send(message(message_id="m\u00e9"))

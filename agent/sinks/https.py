@@ -33,6 +33,8 @@ class HttpsSink:
         self._timeout_s = timeout_s
 
     def send(self, message: Message) -> None:
+        if not message.id.isascii():
+            raise SinkRejected("the message id cannot be sent in an HTTP header (not ASCII)", sink=self.name)
         status = self._post(message)
         _judge(self.name, status)
 
