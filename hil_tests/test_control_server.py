@@ -383,7 +383,7 @@ def test_busy_replies_are_retried_with_backoff_until_the_agent_has_room(short_di
     assert pauses == [0.01, 0.02, 0.04]  # each ceiling doubles; the jitter picks below it
 
 
-def test_a_client_stays_busy_no_longer_than_its_timeout(serve: Callable[..., ControlServer]) -> None:
+def test_a_client_still_busy_at_its_timeout_reports_busy_not_unreachable(serve: Callable[..., ControlServer]) -> None:
     server = serve(peer_credentials=ScriptedPeers(STRANGER), max_per_uid=1, read_timeout_s=10.0)
     [holder] = hold(server.path, server, 1)
     with holder:

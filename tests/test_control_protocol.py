@@ -68,6 +68,15 @@ def test_arguments_of_the_other_mutating_ops() -> None:
     assert parse_request(line({"v": 1, "op": "erase", "args": {"all": True}})).args == {"all": True}
 
 
+def test_arguments_of_the_read_ops_that_take_some() -> None:
+    assert parse_request(line({"v": 1, "op": "location.status", "args": {"check": True, "wait_s": 5}})).args == {
+        "check": True, "wait_s": 5.0}
+    assert parse_request(line({"v": 1, "op": "incidents", "args": {"since_ms": 0}})).args == {"since_ms": 0}
+    for bad in (-1, 253_402_300_800_000, 1.5, True, "0"):
+        with pytest.raises(UsageError, match="'since_ms' must be a time in milliseconds"):
+            parse_request(line({"v": 1, "op": "incidents", "args": {"since_ms": bad}}))
+
+
 def test_trailing_carriage_return_and_spaces_are_json_whitespace() -> None:
     assert parse_request(b' {"v": 1, "op": "status"} \r').op == "status"
 
