@@ -44,6 +44,7 @@ _SUFFIX = ".msg"
 _TEMP_PREFIX = ".tmp-"
 _MAX_ID_CHARS = 256
 _MAX_REASON_CHARS = 1024
+DEFAULT_MAX_MESSAGES = 100_000
 _FIELDS = ("id", "sink", "purpose", "body", "created_ms", "attempts", "not_before_ms")
 
 
@@ -132,8 +133,10 @@ class Spool:
     Every mutating call is durable (file and directory fsynced) before it returns.
     """
 
-    def __init__(self, root: Path, lock_fd: int, queued: dict[str, _Entry], dead: dict[str, _Entry]) -> None:
+    def __init__(self, root: Path, lock_fd: int, queued: dict[str, _Entry], dead: dict[str, _Entry],
+                 max_messages: int) -> None:
         self._root = root
+        self._max_messages = max_messages
         self._queue_dir = root / "queue"
         self._dead_dir = root / "dead"
         self._lock_fd = lock_fd
@@ -143,8 +146,11 @@ class Spool:
         self._mutex = threading.Lock()
 
     @classmethod
-    def open(cls, state_dir: Path) -> Spool:
-        """Open (creating if needed) ``<state_dir>/spool``; StoreError naming any damaged entry."""
+    def open(cls, state_dir: Path, *, max_messages: int = DEFAULT_MAX_MESSAGES) -> Spool:
+        """Open (creating if needed) ``<state_dir>/spool``; StoreError naming any damaged entry.
+
+        ``max_messages`` bounds the queue (every queued message is also held in memory): a put beyond it is
+        refused, so that a sink that stays away for months cannot fill the gateway's disk or memory."""
         root = Path(state_dir) / "spool"
         ensure_private_dir(root)
         lock_fd = _lock(root / ".lock")
@@ -157,15 +163,19 @@ class Spool:
         except BaseException:
             os.close(lock_fd)
             raise
-        return cls(root, lock_fd, queued, dead)
+        return cls(root, lock_fd, queued, dead, max_messages)
 
     def put(self, message: Message) -> None:
-        """Queue ``message`` durably. A message whose id is already queued or dead-lettered is left as it is."""
+        """Queue ``message`` durably. A message whose id is already queued or dead-lettered is left as it is
+        (after an ack the id is forgotten: a later put of it queues it again). StoreError when full."""
         _check_message(message)
         with self._mutex:
             self._check_open()
             if message.id in self._queued or message.id in self._dead:
                 return
+            if len(self._queued) >= self._max_messages:
+                raise StoreError("the spool is full: its sinks have not taken messages for too long",
+                                 limit=self._max_messages)
             entry = _Entry(message, self._next_seq)
             _write_entry(self._queue_dir, entry)
             self._next_seq += 1

@@ -70,6 +70,18 @@ def test_put_is_idempotent_on_the_id(tmp_path: Path) -> None:
         assert spool.pending_count() == 0
 
 
+def test_a_full_spool_refuses_new_messages_but_not_repeats(tmp_path: Path) -> None:
+    with Spool.open(tmp_path, max_messages=2) as spool:
+        spool.put(message(1))
+        spool.put(message(2))
+        spool.put(message(2))  # already there: not a new message
+        with pytest.raises(StoreError, match="the spool is full"):
+            spool.put(message(3))
+        spool.ack("m1")
+        spool.put(message(3))
+        assert [m.id for m in spool.due(100)] == ["m2", "m3"]
+
+
 def test_ack_removes_durably(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         spool.put(message(1))
