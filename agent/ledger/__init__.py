@@ -16,13 +16,42 @@ Use::
     ledger.verify()                               # VerifyReport; raises LogCorrupt(segment=..., offset=...)
     ledger.export(out, overwrite=False, progress=None)            # ExportSummary (zip, streaming)
     ledger.erase(epoch=N) / erase(time_range=(start_ms, end_ms)) / erase(everything=True)  # EraseSummary
-    ledger.checkpoint()                           # sign now (also every N records or T seconds)
-    ledger.close()                                # or: with Ledger.open(...) as ledger:
+    ledger.checkpoint()                           # sign now (see "Signed heads" below for when it happens)
+    ledger.key_fingerprint()                      # "SHA256:" + base64 (43 chars, unpadded) of SHA-256 of the
+                                                  # raw 32-byte Ed25519 public key (for verify-export --key)
+    ledger.close()                                # signs a last checkpoint; or: with Ledger.open(...) as ledger:
 
     Ledger.open(state_dir, read_only=True)        # offline tools: changes nothing, reports a torn tail
 
     from agent.ledger.export import verify_export
-    verify_export(path)                           # ExportReport; raises ExportError / LogCorrupt
+    verify_export(path, key=None)                 # ExportReport; raises ExportError / LogCorrupt / LogTruncated;
+                                                  # key="SHA256:...": refuse any other signing key
+
+Signed heads. A signed checkpoint (count, head hash, Merkle root, time) follows every record of a durable type
+(switch, consent, request, incident, key_destroyed, recovery), comes at least every ``checkpoint_interval_s``
+(60 s) and ``checkpoint_every`` records while records are added, and at ``close``. Each is also written to the
+head file ``ledger/checkpoint.cbor`` (atomically: mkstemp, fsync, rename, directory fsync). With the
+flush thread (the default), the checkpoint after a durable record is signed by that thread right after the
+append returns (the record itself is durable before), at most ``checkpoint_coalesce_ms`` after the previous
+one, so that a burst shares one. Records missing below the head file's head are found:
+
+    ledger = Ledger.open(state_dir)               # never raises for a loss; instead:
+    ledger.truncation                             # None, or Truncation(missing, head_size, found_size):
+                                                  # head_size records were vouched for (the signed count and
+                                                  # the checkpoint record), found_size remain
+    ledger.head_missing                           # True: the head file is gone from a log with checkpoints
+    # Opened for writing, the ledger has already appended a ``recovery`` record stating the loss
+    # (reason "truncated", missing_records, head_records, found_records, lost_head_sig; or reason
+    # "head_file_missing") and a checkpoint, so the head file now describes the shortened log and the loss
+    # stays visible in the log; appending goes on. The daemon adds its own ``incident`` (ledger-truncated).
+    # Read-only, nothing is changed, and verify() raises:
+    ledger.verify()                               # LogTruncated(LogCorrupt): .missing, .head_size, named
+                                                  # "3 records missing below the signed head of 120 records";
+                                                  # a missing head file: LogCorrupt(segment="checkpoint.cbor")
+
+An export carries the newest signed head (manifest ``signed_head``), so ``verify_export`` finds the same loss.
+A log whose head checkpoint is not where the head says (another log) is LogCorrupt at open. What this cannot
+find (root deleting segments and the head file together) is in docs/ledger.md.
 
 Records are deterministic CBOR (text keys, no floats: E7 coordinates, integer milliseconds), framed with
 length and checksums, SHA-256 chained across segments, covered by an RFC 9162 Merkle tree whose root is in
@@ -38,7 +67,9 @@ Thread-safe. All failures are :class:`~agent.errors.StoreError` subclasses (or `
 records).
 """
 
+from agent.ledger.chain import Truncation
 from agent.ledger.codec import Record
 from agent.ledger.store import EraseSummary, Ledger, LedgerConfig, RecordRef, TornTail, VerifyReport
 
-__all__ = ["EraseSummary", "Ledger", "LedgerConfig", "Record", "RecordRef", "TornTail", "VerifyReport"]
+__all__ = ["EraseSummary", "Ledger", "LedgerConfig", "Record", "RecordRef", "TornTail", "Truncation",
+           "VerifyReport"]
