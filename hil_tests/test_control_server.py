@@ -375,8 +375,12 @@ def test_busy_replies_are_retried_with_backoff_until_the_agent_has_room(short_di
         agent = threading.Thread(target=busy_three_times, daemon=True)
         agent.start()
         pauses: list[float] = []
-        reply = exchange(str(path), b'{"v": 1, "op": "location.off"}\n', 10.0,
-                         jitter=lambda ceiling: pauses.append(ceiling) or 0.0)
+
+        def no_jitter(ceiling: float) -> float:
+            pauses.append(ceiling)
+            return 0.0
+
+        reply = exchange(str(path), b'{"v": 1, "op": "location.off"}\n', 10.0, jitter=no_jitter)
         agent.join(10)
     assert json.loads(reply) == {"ok": True, "result": {"done": 1}}
     assert attempts == [b'{"v": 1, "op": "location.off"}\n'] * 4

@@ -349,7 +349,7 @@ def test_any_repeated_key_anywhere_is_refused(value: dict[str, Any], path: list[
 
 ROOT = Peer(pid=1, uid=0, gid=0)
 
-_BAD_ARGS = [None, [], "x", {"wait_s": -1}, {"wait_s": "soon"}, {"purpose": "Ads"}, {"out": "relative"},
+_BAD_ARGS: list[Any] = [None, [], "x", {"wait_s": -1}, {"wait_s": "soon"}, {"purpose": "Ads"}, {"out": "relative"},
              {"all": 1}, {"uid": 0}, {}]
 
 
