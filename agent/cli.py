@@ -5,6 +5,9 @@ Usage::
     privacyctl [--socket PATH] [--json] status
     privacyctl [...] location on|off [--wait SECONDS] | location status [--check]
     privacyctl [...] log verify | incidents [--since WHEN]
+    privacyctl [...] consent list | consent grant|withdraw PURPOSE
+    privacyctl [...] consent cross-border grant|withdraw REGION | consent guardian grant|withdraw
+    privacyctl [...] uploads [--since WHEN] [--purpose P] [--failed] | why [PURPOSE] | identity reset
 
 ``--json`` may also follow the subcommand (``privacyctl status --json``).
 
@@ -87,10 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     location_status.add_argument("--check", action="store_true", help="read the modem back before answering")
 
     consent = commands.add_parser("consent", help="consent per purpose").add_subparsers(
-        dest="action", required=True, metavar="list|grant|withdraw")
+        dest="action", required=True, metavar="list|grant|withdraw|cross-border|guardian")
     consent.add_parser("list", parents=[json_after])
     consent.add_parser("grant", parents=[json_after]).add_argument("purpose", type=_purpose)
     consent.add_parser("withdraw", parents=[json_after]).add_argument("purpose", type=_purpose)
+    border = consent.add_parser("cross-border", parents=[json_after],
+                                help="the separate consent to send to recipients in another region")
+    border.add_argument("choice", choices=("grant", "withdraw"))
+    border.add_argument("region", type=_region)
+    guardian = consent.add_parser("guardian", parents=[json_after], help="a guardian's consent for a minor")
+    guardian.add_argument("choice", choices=("grant", "withdraw"))
+
+    uploads = commands.add_parser("uploads", parents=[json_after],
+                                  help="what left the device: when, to whom, where, and the payload")
+    uploads.add_argument("--since", type=_since, metavar="WHEN", help="ISO 8601 time or an age (30m, 12h, 7d)")
+    uploads.add_argument("--purpose", type=_purpose)
+    uploads.add_argument("--failed", action="store_true", help="what a sink refused instead (dead letters)")
+    why = commands.add_parser("why", parents=[json_after], help="the last gate decisions and their rules")
+    why.add_argument("purpose", type=_purpose, nargs="?")
 
     identity = commands.add_parser("identity", help="pseudonymous identity").add_subparsers(
         dest="action", required=True, metavar="reset")
@@ -131,6 +148,15 @@ def _purpose(text: str) -> str:
     return text
 
 
+_REGION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+
+
+def _region(text: str) -> str:
+    if not _REGION.fullmatch(text):
+        raise argparse.ArgumentTypeError("must be an upper-case region code such as CN or EU")
+    return text
+
+
 _AGE = re.compile(r"(\d{1,6})([smhd])")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -162,6 +188,15 @@ def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "incidents", ({} if args.since is None else {"since_ms": args.since})
     if command == "consent" and action in ("grant", "withdraw"):
         return f"consent.{action}", {"purpose": args.purpose}
+    if command == "consent" and action == "cross-border":
+        return "consent.cross_border", {"region": args.region, "granted": args.choice == "grant"}
+    if command == "consent" and action == "guardian":
+        return "consent.guardian", {"granted": args.choice == "grant"}
+    if command == "uploads":
+        chosen = {"since_ms": args.since, "purpose": args.purpose, "failed": args.failed or None}
+        return "uploads", {key: value for key, value in chosen.items() if value is not None}
+    if command == "why":
+        return "why", ({} if args.purpose is None else {"purpose": args.purpose})
     if command == "export":
         return "export", {"out": _absolute(args.out)}  # the agent does not share our working directory
     if command == "erase":
@@ -259,6 +294,67 @@ def describe_switch(result: dict[str, Any]) -> list[str]:
     return [first, second, *describe_location(result)]
 
 
+def describe_consents(result: dict[str, Any]) -> list[str]:
+    """One line per purpose (granted or not, to whom), then cross-border and guardian consents."""
+    lines = [f"Policy {_shown(result.get('policy_version'))}, home region {_shown(result.get('home_region'))}"]
+    for item in _objects(result.get("purposes")):
+        state = "granted" if item.get("granted") else "not granted"
+        recipients = ", ".join(f"{_shown(r.get('recipient'))} ({_shown(r.get('region'))})"
+                               for r in _objects(item.get("recipients")))
+        lines.append(f"{_shown(item.get('purpose'))}: {state} [{_shown(item.get('legal_basis'))}] "
+                     f"- {_shown(item.get('description'))}; to {recipients or 'nobody'}")
+    for item in _objects(result.get("cross_border")):
+        lines.append(f"cross-border {_shown(item.get('region'))}: "
+                     f"{'granted' if item.get('granted') else 'not granted'}")
+    guardian = result.get("guardian")
+    if isinstance(guardian, dict) and guardian.get("minor"):
+        lines.append(f"guardian: {'granted' if guardian.get('granted') else 'not granted'}")
+    return lines
+
+
+def describe_uploads(result: dict[str, Any]) -> list[str]:
+    """Each upload: when, what, to whom and where, then the payload exactly as it was sent."""
+    uploads = _objects(result.get("uploads"))
+    if not uploads:
+        return ["uploads: (none)"]
+    lines = []
+    for item in uploads:
+        lines.append(f"{_shown(item.get('time'))}  {_shown(item.get('purpose'))} -> {_shown(item.get('recipient'))}"
+                     f" ({_shown(item.get('region'))}, sink {_shown(item.get('sink'))}), {_shown(item.get('status'))}"
+                     + (f": {_shown(item.get('reason'))}" if item.get("reason") else ""))
+        payload = item.get("payload")
+        lines.append(f"    {_shown(payload)}" if payload is not None else "    (payload erased)")
+    return lines
+
+
+def describe_why(result: dict[str, Any]) -> list[str]:
+    lines = ["Now:"]
+    for item in _objects(result.get("now")):
+        verdict = "allowed" if item.get("allowed") else f"refused ({_shown(item.get('rule'))})"
+        lines.append(f"  {_shown(item.get('purpose'))} -> {_shown(item.get('sink'))}: {verdict}: "
+                     f"{_shown(item.get('reason'))}")
+    last = _objects(result.get("last"))
+    if last:
+        lines.append("Last decisions (newest first):")
+        for item in last:
+            when = dt.datetime.fromtimestamp(int(item.get("time_ms", 0)) / 1000, dt.UTC).isoformat(
+                timespec="seconds").replace("+00:00", "Z")
+            lines.append(f"  {when}  {_shown(item.get('purpose'))} -> {_shown(item.get('sink'))}: "
+                         f"{_shown(item.get('rule'))}")
+    refusals = result.get("refusals")
+    if isinstance(refusals, dict) and refusals:
+        lines.append("Refusals: " + ", ".join(f"{_shown(rule)} {_shown(count)}" for rule, count in refusals.items()))
+    return lines
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise TypeError("expected a list of objects")
+    return value
+
+
 def describe_incidents(result: dict[str, Any]) -> list[str]:
     """One line per incident, newest first, with its ISO 8601 UTC time."""
     incidents = result.get("incidents")
@@ -329,6 +425,12 @@ def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         return describe_status(result)
     if op == "incidents":
         return describe_incidents(result)
+    if op == "consent.list":
+        return describe_consents(result)
+    if op == "uploads":
+        return describe_uploads(result)
+    if op == "why":
+        return describe_why(result)
     return describe_generic(result) or ["done"]
 
 

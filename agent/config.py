@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.privacy.policy import EMPTY_POLICY, POLICY_TABLES, Policy, parse_policy
 
 DEFAULT_STATE_DIR = Path("/var/lib/privacy-agent")
 DEFAULT_SOCKET = Path("/run/privacy-agent/control.sock")
@@ -45,7 +46,9 @@ class ControlConfig:
 class LedgerSettings:
     group_commit_ms: int = 1000
     checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 60.0
     retention_days: int = 0  # 0: keep keys until erased
+    witness: str | None = None  # a [[sink]] name: signed ledger heads are published there
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Config:
     state: StateConfig = StateConfig()
     control: ControlConfig = ControlConfig()
     ledger: LedgerSettings = LedgerSettings()
+    policy: Policy = EMPTY_POLICY  # no purposes: nothing is ever uploaded
 
 
 # section -> key -> (accepted types, check, description for errors)
@@ -73,7 +77,9 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "ledger": {
         "group_commit_ms": ((int,), "milliseconds, 0 to 1000"),
         "checkpoint_every": ((int,), "records, 1 to 1000000"),
+        "checkpoint_interval_s": ((int, float), "seconds, 1 to 86400"),
         "retention_days": ((int,), "days, 0 (keep) to 36500"),
+        "witness": ((str,), "the name of a [[sink]] to publish signed ledger heads to"),
     },
 }
 
@@ -82,6 +88,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("modem", "verify_timeout_s"): (1, 120),
     ("ledger", "group_commit_ms"): (0, 1000),
     ("ledger", "checkpoint_every"): (1, 1_000_000),
+    ("ledger", "checkpoint_interval_s"): (1, 86400),
     ("ledger", "retention_days"): (0, 36500),
 }
 
@@ -154,8 +161,19 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
             group=_existing_group(control.get("group"), source),
         ),
         ledger=LedgerSettings(**ledger),
+        policy=_policy(raw, source),
     )
+    witness = config.ledger.witness
+    if witness is not None and config.policy.sink(witness) is None:
+        raise ConfigError(f"{source}: [ledger] witness names no [[sink]] ({witness!r})")
     return config
+
+
+def _policy(raw: dict[str, Any], source: str) -> Policy:
+    try:
+        return parse_policy(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from exc
 
 
 def with_overrides(config: Config, **changes: Any) -> Config:
@@ -164,8 +182,11 @@ def with_overrides(config: Config, **changes: Any) -> Config:
 
 def _check_shape(raw: dict[str, Any], source: str) -> None:
     for section, table in raw.items():
+        if section in POLICY_TABLES:
+            continue  # checked by agent.privacy.policy.parse_policy
         if section not in _SCHEMA:
-            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sorted(_SCHEMA))})")
+            known = ", ".join(sorted([*_SCHEMA, *POLICY_TABLES]))
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {known})")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         for key, value in table.items():

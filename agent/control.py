@@ -55,6 +55,7 @@ import json
 import logging
 import math
 import os
+import re
 import selectors
 import socket
 import stat
@@ -150,6 +151,15 @@ def _time_ms(key: str, value: Any) -> int:
     return value
 
 
+_REGION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+
+
+def _region(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
+        raise UsageError(f"'{key}' must be an upper-case region code such as CN or EU")
+    return value
+
+
 # -- the op table: to add an op, add a line here (and serve it in the handler) -------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +178,15 @@ OP_TABLE: dict[str, OpSpec] = {
     "incidents": OpSpec(mutating=False, args={"since_ms": _time_ms}),
     "consent.list": OpSpec(mutating=False),
     "log.verify": OpSpec(mutating=False),
+    "uploads": OpSpec(mutating=False, args={"since_ms": _time_ms, "purpose": _purpose, "failed": _flag}),
+    "why": OpSpec(mutating=False, args={"purpose": _purpose}),
     "location.on": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
     "location.off": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
     "consent.grant": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
     "consent.withdraw": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
+    "consent.cross_border": OpSpec(mutating=True, args={"region": _region, "granted": _flag},
+                                   required=frozenset({"region", "granted"})),
+    "consent.guardian": OpSpec(mutating=True, args={"granted": _flag}, required=frozenset({"granted"})),
     "identity.reset": OpSpec(mutating=True),
     "export": OpSpec(mutating=True, args={"out": _path_text}, required=frozenset({"out"})),
     "erase": OpSpec(mutating=True, args={"all": _flag}),

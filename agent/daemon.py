@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from agent import systemd, transport
+from agent.at import Command, Response
 from agent.config import Config, load_config
 from agent.control import ControlServer, Peer, Request, check_socket_free
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, ConfigError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig, Record
-from agent.model import Clock, DeviceIds, Fix, ModemInfo, SystemClock
+from agent.model import CellInfo, Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
 from agent.quectel import commands, responses
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
@@ -45,6 +46,7 @@ from agent.state import (
     read_desired,
     write_desired,
 )
+from agent.upload_path import UploadPath
 
 log = logging.getLogger("privacy-agent")
 
@@ -101,6 +103,7 @@ class Supervisor:
         self.modem_info: ModemInfo | None = None
         self.guard: GuardLink | None = GuardLink(config.modem.guard_port) if config.modem.guard_port else None
         self.device_ids = DeviceIds()  # kept in memory only, for leak checks; never logged or reported
+        self.on_identified: Callable[[DeviceIds, CellInfo | None], None] = lambda ids, cell: None
 
     # -- start / stop ----------------------------------------------------------------------------------------
     def load_desired(self) -> Desired:
@@ -277,6 +280,10 @@ class Supervisor:
             "modem_connected": self._session.connected,
         }
 
+    def gate_state(self) -> tuple[bool, bool]:
+        """For the upload pipeline: (the switch is on and its gate open, the modem's state is observed)."""
+        return (self.desired.location_on and self.gate.is_open, self.enforcer.observed.known)
+
     def enforcer_desired_matches(self) -> bool:
         last = self._last
         return last is not None and last.desired_on == self.desired.location_on
@@ -369,8 +376,8 @@ class Supervisor:
             self.enforcer.forget()  # nothing observed before a reboot or reopen can be trusted
         if REBOOTED in reasons:
             self.modem_info = None
-        if self.modem_info is None:
-            self._identify()
+        if self.modem_info is None or (user_change and desired.location_on):
+            self._identify()  # again when location turns on: the serving cell is read (for the leak check) only then
         outcome = self.enforcer.reconcile(desired.location_on, user_change=user_change)
         if self.guard is not None:
             if REBOOTED in reasons:
@@ -401,14 +408,22 @@ class Supervisor:
             log.warning("cannot identify the modem: %s", exc)
             return
         found: dict[str, str | None] = {}
-        for key, build, parse in (("imei", commands.cgsn, responses.parse_imei),
-                                  ("imsi", commands.cimi, responses.parse_imsi),
-                                  ("iccid", commands.qccid, responses.parse_iccid)):
+        readers: tuple[tuple[str, Callable[[], Command], Callable[[Response], str | None]], ...] = (
+            ("imei", commands.cgsn, responses.parse_imei), ("imsi", commands.cimi, responses.parse_imsi),
+            ("iccid", commands.qccid, responses.parse_iccid), ("msisdn", commands.cnum, responses.parse_cnum))
+        for key, build, parse in readers:
             try:
                 found[key] = parse(execute(build()))
             except AgentError:
                 found[key] = None  # no SIM, or not supported: nothing to search for
         self.device_ids = DeviceIds(**found)
+        cell = None
+        if self.desired.location_on:  # the serving cell is location: not read while the switch is off
+            try:
+                cell = responses.parse_qeng_servingcell(execute(commands.qeng_servingcell()))
+            except AgentError:
+                cell = None
+        self.on_identified(self.device_ids, cell)
 
     def _append_switch(self, on: bool, *, generation: int, uid: int | None, reason: str) -> Desired:
         """Make a switch durable in the ledger (the acknowledgement) and return it as the desired state."""
@@ -576,27 +591,44 @@ class Agent:
         self.config = config
         preflight(config)
         ensure_state_dir(config.state.dir)
+        clock = clock or SystemClock()
         self.ledger = Ledger.open(config.state.dir, LedgerConfig(
             group_commit_ms=config.ledger.group_commit_ms, checkpoint_every=config.ledger.checkpoint_every,
-            retention_days=config.ledger.retention_days,
+            checkpoint_interval_s=config.ledger.checkpoint_interval_s, retention_days=config.ledger.retention_days,
+            epoch_s=config.policy.pseudonym_epoch_s,
         ), clock=clock)
         self.session = Session(config.modem.port)
         self.nmea_feed = NmeaFeed(config.modem.nmea_port) if config.modem.nmea_port else None
         self.supervisor = Supervisor(config, self.session, self.ledger, clock=clock, nmea_feed=self.nmea_feed)
         self.supervisor.load_desired()
         self.supervisor.check_ledger_loss()
-        self.control = ControlServer(config.control.socket, self.supervisor.handle, group=config.control.group)
+        self.uploads = UploadPath(config, self.ledger, clock=clock, gate_state=self.supervisor.gate_state,
+                                  record_incident=self.supervisor.record_incident)
+        self.supervisor.fix_listeners.append(self.uploads.pipeline.on_fix)
+        self.supervisor.on_identified = self.uploads.learn_identifiers
+        self.control = ControlServer(config.control.socket, self.handle, group=config.control.group)
+
+    def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
+        """Route a control request: the switch and the log to the supervisor, the upload path's ops to it."""
+        if request.op.startswith(UPLOAD_OPS):
+            return self.uploads.handle(request.op, dict(request.args), peer.uid)
+        return self.supervisor.handle(request, peer)
 
     def start(self) -> None:
         self.supervisor.start()  # gate closed, reconcile queued before the port even opens
         self.session.start()
+        self.uploads.start()
         self.control.start()
 
     def stop(self) -> None:
         self.control.stop()
         self.supervisor.stop()
+        self.uploads.stop()
         self.session.close()
         self.ledger.close()
+
+
+UPLOAD_OPS = ("consent.", "why", "uploads", "identity.")
 
 
 def preflight(config: Config) -> None:

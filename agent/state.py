@@ -14,15 +14,12 @@ planted ``.desired.json.tmp`` changes nothing. A file that cannot be read or par
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import ConfigError, StateDamaged, StoreError
-from agent.ledger.files import open_for_read, sync_dir
+from agent.ledger.files import atomic_write, read_small
 
 FILE_NAME = "desired.json"
 MAX_BYTES = 4096  # the real file is under 150 bytes; anything longer is not ours
@@ -84,19 +81,9 @@ def _read_bounded(path: Path) -> bytes | None:
     """The file's bytes, None when it does not exist; StateDamaged for anything that is not a small regular
     file (a symlink, a FIFO, a device such as /dev/zero, or a file over MAX_BYTES)."""
     try:
-        fd = open_for_read(path)
+        return read_small(path, limit=MAX_BYTES)
     except StoreError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return None
         raise StateDamaged(f"{FILE_NAME} cannot be used: {exc.message}", path=str(path)) from exc
-    try:
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise StateDamaged(f"cannot read {FILE_NAME}: {exc.strerror}", path=str(path)) from exc
-    if len(data) > MAX_BYTES:
-        raise StateDamaged(f"{FILE_NAME} is damaged: larger than {MAX_BYTES} bytes", path=str(path))
-    return data
 
 
 def write_desired(state_dir: Path, desired: Desired) -> None:
@@ -107,20 +94,4 @@ def write_desired(state_dir: Path, desired: Desired) -> None:
         "changed_at_ms": desired.changed_at_ms,
         "changed_by_uid": desired.changed_by_uid,
     }, sort_keys=True).encode() + b"\n"
-    target = state_dir / FILE_NAME
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=state_dir)  # O_EXCL, 0600, unpredictable
-    except OSError as exc:
-        raise StoreError(f"cannot write {FILE_NAME}: {exc.strerror}", path=str(target)) from exc
-    try:
-        try:
-            os.write(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StoreError(f"cannot write {FILE_NAME}: {exc.strerror}", path=str(target)) from exc
-    sync_dir(state_dir)
+    atomic_write(state_dir / FILE_NAME, payload)
