@@ -9,24 +9,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
+import threading
 from typing import Any
 
 from agent import device_secret
 from agent.config import Config
-from agent.errors import UsageError
+from agent.errors import AgentError, UsageError
 from agent.ledger import Ledger
 from agent.model import CellInfo, Clock, DeviceIds
 from agent.pipeline import GateState, IncidentSink, Pipeline
 from agent.privacy.leakcheck import LeakCheck
 from agent.privacy.policy import SinkSpec
 from agent.sinks import Sink, open_sink
-from agent.spool import Spool
+from agent.spool import Message, Spool
 from agent.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000  # uploads shown per request, newest first
+WITNESS_PURPOSE = "ledger-witness"
+WITNESS_EVERY_S = 5.0  # how often a new signed head is looked for
 
 
 class UploadPath:
@@ -38,20 +42,53 @@ class UploadPath:
         secret = device_secret.load_or_create(config.state.dir)
         self.sinks: dict[str, Sink] = {spec.name: _open(spec, secret) for spec in config.policy.sinks}
         self.pipeline = Pipeline(config.policy, ledger, self.spool, secret=secret, clock=clock,
-                                 gate_state=gate_state, record_incident=record_incident)
+                                 gate_state=gate_state, record_incident=record_incident,
+                                 unconditional_purposes=frozenset({WITNESS_PURPOSE}))
         self.uploader = Uploader(self.spool, self.sinks, clock=clock, may_send=self.pipeline.may_send,
                                  on_delivered=self.pipeline.on_delivered, on_dead=self.pipeline.on_dead)
         self.pipeline.on_queued = self.uploader.wake
+        self.witness = config.ledger.witness
+        self._published_count = -1
+        self._stopping = threading.Event()
+        self._witness_thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.uploader.start()
+        if self.witness is not None:
+            self._witness_thread = threading.Thread(target=self._witness_loop, name="witness", daemon=True)
+            self._witness_thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._witness_thread is not None:
+            self._witness_thread.join(timeout=5.0)
         self.uploader.stop()
         self.pipeline.flush()
         for sink in self.sinks.values():
             sink.close()
         self.spool.close()
+
+    def _witness_loop(self) -> None:
+        while not self._stopping.wait(WITNESS_EVERY_S):
+            try:
+                self.publish_head()
+            except AgentError as exc:
+                log.error("cannot queue the ledger head for the witness: %s", exc)
+
+    def publish_head(self) -> bool:
+        """Queue the newest signed ledger head for the witness sink, once per head. The witness then holds
+        evidence that the log had at least that many records, so it cannot later be shortened unnoticed."""
+        checkpoint = self._ledger.snapshot().checkpoint
+        if self.witness is None or checkpoint is None or checkpoint.count == self._published_count:
+            return False
+        head = {"type": "ledger-head", **checkpoint.as_json()}
+        body = json.dumps(head, sort_keys=True, separators=(",", ":")).encode()
+        message_id = f"head-{checkpoint.count}-{checkpoint.head.hex()[:16]}"
+        self.spool.put(Message(id=message_id, sink=self.witness, purpose=WITNESS_PURPOSE, body=body,
+                               created_ms=checkpoint.time_ms))
+        self._published_count = checkpoint.count
+        self.uploader.wake()
+        return True
 
     def learn_identifiers(self, ids: DeviceIds, cell: CellInfo | None) -> None:
         """The device's own identifier values, read from the modem, for the leak check (memory only)."""

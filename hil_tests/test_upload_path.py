@@ -141,3 +141,38 @@ def test_identity_reset_changes_pseudonyms_and_shreds_what_was_sent(uploading: R
     assert wait_until(lambda: len(outbox(tmp_path)) > count, timeout_s=10)
     after = {item["pseudonym"] for item in outbox(tmp_path)[count:]}
     assert before.isdisjoint(after)
+
+
+def test_signed_ledger_heads_reach_the_witness_sink(tmp_path: Path, sim_name: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from agent.config import parse_config
+    from agent.daemon import Agent
+    from agent.ledger.chain import checkpoint_message
+
+    base = policy_config(tmp_path, sim_name)
+    witness_file = tmp_path / "witness.jsonl"
+    raw = {
+        "modem": {"port": base.modem.port, "reconcile_interval_s": 1},
+        "state": {"dir": str(tmp_path / "state")}, "control": {"socket": str(tmp_path / "control.sock")},
+        "ledger": {"witness": "witness"},
+        "policy": {"version": "1", "home_region": "CN"},
+        "sink": [{"name": "witness", "url": f"file://{witness_file}", "recipient": "Audit Ltd", "region": "CN"}],
+    }
+    agent = Agent(parse_config(raw))
+    agent.start()
+    try:
+        running = RunningAgent(agent, sim_name, agent.config.control.socket, agent.config.state.dir)
+        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
+        running.request("location.on", wait_s=10)
+        assert agent.uploads.publish_head()
+        assert wait_until(lambda: witness_file.exists() and witness_file.read_text().strip(), timeout_s=10)
+        head = json.loads(witness_file.read_text().splitlines()[-1])
+        assert head["type"] == "ledger-head" and head["count"] >= 1
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(head["public_key"]))
+        key.verify(bytes.fromhex(head["signature"]), checkpoint_message(
+            head["count"], bytes.fromhex(head["head"]), bytes.fromhex(head["merkle_root"]), head["time_ms"]))
+        counts = [json.loads(line)["count"] for line in witness_file.read_text().splitlines()]
+        assert len(counts) == len(set(counts)), "the same head was published twice"
+    finally:
+        agent.stop()
