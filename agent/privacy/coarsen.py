@@ -42,6 +42,7 @@ M_PER_DEG_LAT = 111_000.0
 #: The 90 % radius of planar Laplace is 3.890 / epsilon (C(r) = 1 - (1 + eps r) e^(-eps r)).
 LAPLACE_R90_TIMES_EPSILON = 3.890
 MIN_SECRET_BYTES = 16
+MAX_DECIMALS = 4
 _TWO_53 = float(1 << 53)
 
 
@@ -71,8 +72,10 @@ class Cell:
 
 
 def decimals_for(grid_m: int) -> int:
-    """Decimals of a degree such that one unit in the last place is at most a twentieth of the grid."""
-    return max(0, math.ceil(math.log10(M_PER_DEG_LAT * 20 / grid_m)))
+    """Decimals of a degree such that one unit in the last place is at most a tenth of the grid, and never more
+    than 4 (11 m): the leak check looks for the raw position's texts of 5 or more decimals, which an output can
+    then never equal by chance."""
+    return min(MAX_DECIMALS, max(0, math.ceil(math.log10(M_PER_DEG_LAT * 10 / grid_m))))
 
 
 def _keyed_fractions(key: bytes, label: bytes, *numbers: int) -> tuple[float, float]:

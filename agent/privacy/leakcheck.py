@@ -21,12 +21,18 @@ Exact-position forms (each coordinate ``c`` of the raw fix):
   when lossless); E7 as int32 bytes both ways and as a CBOR integer.
 
 Telling a leak from a coincidence. A form is searched as a plain substring when it is long enough to be
-specific. Short text forms (under 8 characters) must stand alone: no letter or digit right before or after
-(``"1A2B"`` is a cell ID in ``"cell":"1A2B"`` but not inside a hex pseudonym). Numeric text forms of coordinates
-need no digit or '.' right before them (``31.23086`` inside ``131.230861`` is another number), and those with
-fewer than 5 decimals (E7 integers, a short ``repr``) no digit right after either. Forms with fewer than 5
-significant digits (positions within about a metre of 0 degrees) and binary forms under 4 bytes (a 2-byte TAC)
-are too short to tell from chance and are not searched: the scrubber is the guard there.
+specific. Short text forms (under 8 characters) must stand alone: no letter, digit or '.' right before or after
+(``"1A2B"`` is a cell ID in ``"cell":"1A2B"`` but not inside a hex pseudonym, and a TAC's decimal value is not
+in the decimals of a coarsened latitude). A short form equal to a whole number elsewhere in the payload (a TAC
+of 0x100 and an altitude of 256 m) is still reported: the check fails closed. Numeric text forms of coordinates
+need no digit or '.' right before them (``31.23086`` inside ``131.230861`` is another number), and E7 integers
+no digit right after either. Decimal texts of degrees are searched only with 5 or more decimals: an upload
+never has more than 4 (``coarsen.decimals_for``), so a coarsened value that happens to lie within metres of the
+truth along one axis is not taken for the truth; a raw ``repr`` with 4 decimals or fewer is searched through
+its fixed 5- to 8-decimal forms (trailing zeros). Forms with fewer than 5 significant digits (positions within
+about a metre of 0 degrees), converted identifier texts under 4 characters (the hex of an identifier "0000") and
+binary forms under 4 bytes (a 2-byte TAC) are too short to tell from chance and are not searched: the scrubber
+is the guard there.
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ from agent.model import DeviceIds, Fix
 
 SHORT_TEXT = 8
 MIN_BINARY = 4
+MIN_CONVERTED = 4
 MIN_SIGNIFICANT_DIGITS = 5
-_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
 _NUMBER = frozenset(b"0123456789.")
 _DIGITS = frozenset(b"0123456789")
 _HEX = frozenset("0123456789ABCDEFabcdef")
@@ -72,7 +79,7 @@ def _occurs(payload: bytes, needle: _Needle) -> bool:
 def _text_needle(text: str) -> _Needle:
     data = text.encode("ascii")
     if len(data) < SHORT_TEXT:
-        return _Needle(data, _ALNUM, _ALNUM)
+        return _Needle(data, _TOKEN, _TOKEN)
     return _Needle(data)
 
 
@@ -115,6 +122,8 @@ def identifier_needles(value: str, hex_value: bool = False) -> list[_Needle]:
         swapped = _bcd_swapped(text)
         texts |= {swapped, swapped.lower()}
         binaries.append(bytes.fromhex(swapped))
+    converted = texts - {text, text.upper(), text.lower()}
+    texts -= {form for form in converted if len(form) < MIN_CONVERTED}  # "0" from "0000": too unspecific
     needles = [_text_needle(form) for form in sorted(texts) if form]
     needles += [_Needle(form) for form in binaries if len(form) >= MIN_BINARY]
     return needles
@@ -126,10 +135,12 @@ def _significant(text: str) -> int:
 
 
 def _number_needle(text: str) -> _Needle | None:
-    if _significant(text) < MIN_SIGNIFICANT_DIGITS or "e" in text:
+    """A coordinate's decimal text: an integer (E7) must stand alone; a fraction needs 5+ decimals (finer than
+    any upload's, see below) and no digit or '.' before it, and may go on with more digits."""
+    fraction = text.partition(".")[2]
+    if _significant(text) < MIN_SIGNIFICANT_DIGITS or "e" in text or (fraction and len(fraction) < 5):
         return None
-    decimals = len(text.partition(".")[2])
-    return _Needle(text.encode("ascii"), _NUMBER, _DIGITS if decimals < 5 else frozenset())
+    return _Needle(text.encode("ascii"), _NUMBER, frozenset() if fraction else _DIGITS)
 
 
 def _nmea_texts(magnitude: float, degree_digits: int) -> list[str]:
@@ -141,8 +152,7 @@ def _nmea_texts(magnitude: float, degree_digits: int) -> list[str]:
 def coordinate_needles(value: float, degree_digits: int) -> list[_Needle]:
     """Every form of one raw coordinate (``degree_digits``: 2 for latitude, 3 for longitude in NMEA)."""
     magnitude = abs(value)
-    texts = [repr(magnitude), str(magnitude)]
-    texts += [f"{magnitude:.{decimals}f}" for decimals in range(5, 9)]
+    texts = [repr(magnitude), *(f"{magnitude:.{decimals}f}" for decimals in range(5, 9))]
     e7_values = {round(value * 1e7), int(value * 1e7)}
     texts += [str(abs(e7)) for e7 in e7_values]
     texts += _nmea_texts(magnitude, degree_digits)
