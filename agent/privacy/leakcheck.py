@@ -155,8 +155,10 @@ def coordinate_needles(value: float, degree_digits: int) -> list[_Needle]:
     texts = [repr(magnitude), *(f"{magnitude:.{decimals}f}" for decimals in range(5, 9))]
     e7_values = {round(value * 1e7), int(value * 1e7)}
     texts += [str(abs(e7)) for e7 in e7_values]
-    texts += _nmea_texts(magnitude, degree_digits)
     needles = [needle for needle in map(_number_needle, texts) if needle is not None]
+    # NMEA minutes: 4 decimals are metre-fine, and no degree value has ddmm. before its point
+    needles += [_Needle(text.encode("ascii"), _NUMBER) for text in _nmea_texts(magnitude, degree_digits)
+                if _significant(text) >= MIN_SIGNIFICANT_DIGITS]
     binaries = [struct.pack(">d", value), struct.pack("<d", value), b"\xfb" + struct.pack(">d", value)]
     single = struct.pack(">f", value)
     binaries += [single, single[::-1]]
