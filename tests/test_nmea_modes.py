@@ -305,3 +305,51 @@ def test_an_epoch_is_a_position_only_if_a_sentence_measured_one_and_none_simulat
     else:
         assert (fix.lat, fix.lon, fix.altitude_m, fix.hdop, fix.speed_kmh) == (None,) * 5
         assert fix.mode == (not_measured[-1] if not_measured else "invalid")
+
+
+def test_an_epoch_waits_for_its_date_when_none_is_known_yet() -> None:
+    # The stream starts with an epoch whose RMC was lost: the ender learnt from it is GNGGA. The next epoch's
+    # RMC, after that GNGGA, brings the first date: the epoch must wait for it instead of going out undated.
+    found = fixes(gga("GP", "120000.00"), gga("GN", "120000.00"),
+                  *multi_constellation_epoch("120001.00"), *multi_constellation_epoch("120002.00"))
+    assert [fix.time for fix in found] == [
+        None,  # no date anywhere before it ended
+        dt.datetime(2021, 1, 1, 12, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2021, 1, 1, 12, 0, 2, tzinfo=dt.UTC),
+    ]
+    assert [fix.speed_kmh is not None for fix in found] == [False, True, True]
+
+
+def packed(degrees: float, width: int) -> tuple[str, float]:
+    """``degrees`` (>= 0) as NMEA's ``d..dmm.mmmmmm`` text, and the value that text stands for."""
+    whole = int(degrees)
+    minutes = round((degrees - whole) * 60, 6)
+    if minutes >= 60:
+        whole, minutes = whole + 1, 0.0
+    return f"{whole:0{width}d}{minutes:09.6f}", whole + minutes / 60
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.floats(-90, 90), lon=st.floats(-180, 180), seconds=st.integers(0, 86_399),
+       hundredths=st.integers(0, 99), status=st.sampled_from("AV"), mode=st.sampled_from([*"ADEFMNPRS", ""]))
+def test_gll_reads_back_what_was_written(lat: float, lon: float, seconds: int, hundredths: int, status: str,
+                                         mode: str) -> None:
+    lat_text, lat_value = packed(abs(lat), 2)
+    lon_text, lon_value = packed(abs(lon), 3)
+    if lat_value > 90 or lon_value > 180:  # rounding the minutes went past the pole or the antimeridian
+        return
+    hours, rest = divmod(seconds, 3600)
+    time = f"{hours:02d}{rest // 60:02d}{rest % 60:02d}.{hundredths:02d}"
+    north, east = "N" if lat >= 0 else "S", "E" if lon >= 0 else "W"
+    decoded = decode(sentence(f"GPGLL,{lat_text},{north},{lon_text},{east},{time},{status},{mode}"))
+    assert isinstance(decoded, Gll)
+    assert decoded.lat == pytest.approx(lat_value if lat >= 0 else -lat_value, abs=1e-9)
+    assert decoded.lon == pytest.approx(lon_value if lon >= 0 else -lon_value, abs=1e-9)
+    assert decoded.time == dt.time(hours, rest // 60, rest % 60, hundredths * 10_000)
+    assert (decoded.status, decoded.mode) == (status, mode or None)
+    (fix,) = fixes(f"GPGLL,{lat_text},{north},{lon_text},{east},{time},{status},{mode}")
+    # NMEA 0183: A and D need status A; E, F, P, R come with status V; S, M, N are no position; without a
+    # mode indicator (before 2.3) the status alone says
+    measured = (mode in ("A", "D") and status == "A") or mode in ("E", "F", "P", "R") or (not mode and status == "A")
+    assert fix.valid == measured
+    assert (fix.lat is not None) == measured

@@ -141,7 +141,7 @@ def test_bad_fields_name_the_field_but_never_the_value(body: str, field: str) ->
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(["GGA", "RMC", "GNS", "GSA", "GSV", "VTG", "ZDA"]),
+    kind=st.sampled_from(["GGA", "RMC", "GNS", "GLL", "GSA", "GSV", "VTG", "ZDA"]),
     fields=st.lists(st.text(alphabet="0123456789.-NSEWAV+e", max_size=12), max_size=22),
 )
 def test_decoders_raise_only_nmea_error(kind: str, fields: list[str]) -> None:

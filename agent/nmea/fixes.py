@@ -10,7 +10,8 @@ altitude, HDOP, satellites and quality from GGA/GNS by the same rule; speed and 
 
 When is an epoch complete? Like gpsd, the assembler learns the receiver's cycle: the last position sentence
 address (talker and type, e.g. ``GNRMC``) of an epoch is its *ender*, and once known, the fix is emitted as
-soon as the ender arrives. Before that (the first epoch) and whenever the pattern changes, an epoch is emitted
+soon as the ender arrives. Before that (the first epoch), whenever the pattern changes, and while no date is
+known (the date may come later in the same epoch: the first dated epoch keeps its date), an epoch is emitted
 when the next one starts. A new epoch starts when the time of day changes or an address repeats: ``$GPGGA``
 then ``$GLGGA`` at one time of day are one epoch. A sentence without a time of day (GLL before NMEA 2.0, a
 receiver without a fix) belongs to the epoch in progress unless its address repeats.
@@ -184,7 +185,7 @@ class FixAssembler:
                     epoch.course_deg = rmc.course_deg
         if kind == "GGA" and epoch.quality is None:
             epoch.quality = gga.quality
-        if address == self._ender and not epoch.emitted:
+        if address == self._ender and not epoch.emitted and self._date is not None:
             epoch.emitted = True
             fixes.append(self._fix(epoch))
 
