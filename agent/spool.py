@@ -218,6 +218,22 @@ class Spool:
             _write_entry(self._queue_dir, updated)
             self._queued[message_id] = updated
 
+    def release_held_after(self, limit_ms: int, *, sink: str | None = None) -> int:
+        """Make due at once every queued message (of ``sink``) held back beyond ``limit_ms``; how many.
+
+        No retry is ever held back longer than the backoff's cap, so such a hold means the wall clock went
+        backwards (a gateway without a real-time clock booting at 1970, then setting its time): without this,
+        the message would wait for the clock to catch up, possibly for years."""
+        with self._mutex:
+            self._check_open()
+            stale = [entry for entry in self._queued.values()
+                     if entry.message.not_before_ms > limit_ms and (sink is None or entry.message.sink == sink)]
+            for entry in stale:
+                released = _Entry(replace(entry.message, not_before_ms=0), entry.seq)
+                _write_entry(self._queue_dir, released)
+                self._queued[entry.message.id] = released
+            return len(stale)
+
     def dead_letter(self, message_id: str, reason: str) -> None:
         """Move a queued message to the dead letters with ``reason``: kept, never sent again."""
         with self._mutex:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100  # sends per pass, before the due list is read again
 MAX_DUE = 1 << 30
+CLOCK_SLACK_MS = 60_000
 
 
 class Uploader:
@@ -76,6 +77,10 @@ class Uploader:
 
     def now_ms(self) -> int:
         return int(self._clock.wall() * 1000)
+
+    def longest_hold_ms(self) -> int:
+        """No retry waits longer than this; a longer hold means the wall clock went backwards."""
+        return int(self._backoff.cap_s * 1000) + CLOCK_SLACK_MS
 
     def retry_delay_ms(self, attempts: int) -> int:
         with self._rng_mutex:
@@ -136,8 +141,12 @@ class _SinkWorker:
 
         The whole due list is walked, not only its first batch: messages the gate holds back at the head of
         the queue must not starve the ones behind them."""
-        if self._up.now_ms() < self._paused_until_ms:
+        now_ms = self._up.now_ms()
+        if self._paused_until_ms - now_ms > self._up.longest_hold_ms():
+            self._paused_until_ms = 0  # the wall clock went backwards: do not wait for it to catch up
+        if now_ms < self._paused_until_ms:
             return False
+        self._up._spool.release_held_after(now_ms + self._up.longest_hold_ms(), sink=self._sink_name)
         sent = 0
         for message in self._up._spool.due(self._up.now_ms(), MAX_DUE, sink=self._sink_name):
             if self._stopping:

@@ -169,6 +169,22 @@ def test_a_message_held_by_an_earlier_run_is_not_overtaken(spool: Spool) -> None
     assert sink.sent == ["a1", "a2"]
 
 
+def test_a_wall_clock_that_went_backwards_does_not_hold_messages(spool: Spool) -> None:
+    clock = ManualClock(start_s=2_000_000_000.0)
+    sink, record = ScriptedSink("a", clock), Recorder()
+    spool.put(message(1))
+    spool.put(message(2))
+    spool.retry_later("a1", int(clock.now_s * 1000) + 10_000)  # held by the previous run
+    clock.now_s = 1_000.0  # rebooted without a real-time clock: 1970
+    uploader = record.uploader(spool, {"a": sink}, clock, backoff=Backoff(base_s=1, cap_s=300))
+    uploader.start()
+    try:
+        assert wait_until(lambda: spool.pending_count() == 0)
+    finally:
+        assert uploader.stop(5)
+    assert sink.sent == ["a1", "a2"]
+
+
 def test_a_hanging_sink_does_not_block_another(spool: Spool) -> None:
     stuck, healthy, record = ScriptedSink("a"), ScriptedSink("b"), Recorder()
     stuck.gate.clear()  # every send to "a" hangs, like a connect that waits for its timeout

@@ -57,6 +57,19 @@ def test_due_filters_by_sink(tmp_path: Path) -> None:
         assert [m.id for m in spool.due(100, sink="b")] == ["m2"]
 
 
+def test_release_held_after_frees_only_holds_beyond_the_limit(tmp_path: Path) -> None:
+    with Spool.open(tmp_path) as spool:
+        for number in (1, 2, 3):
+            spool.put(message(number, sink="b" if number == 3 else "a"))
+        spool.retry_later("m1", 500)
+        spool.retry_later("m2", 5000)
+        spool.retry_later("m3", 5000)
+        assert spool.release_held_after(1000, sink="a") == 1
+    with Spool.open(tmp_path) as spool:
+        assert [(m.id, m.attempts, m.not_before_ms) for m in spool.due(10**9)] == [
+            ("m1", 1, 500), ("m2", 1, 0), ("m3", 1, 5000)]
+
+
 def test_put_is_idempotent_on_the_id(tmp_path: Path) -> None:
     with Spool.open(tmp_path) as spool:
         spool.put(message(1))
