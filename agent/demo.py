@@ -1,10 +1,17 @@
 """``privacy-agent demo``: a bounded end-to-end run of the real daemon on the built-in simulated modem.
 
-It starts the daemon's objects (session, supervisor, ledger, control socket) in a temporary state dir, drives
-them through the control socket exactly as ``privacyctl`` does, and shows what the simulated hardware really does:
-location on and a few fixes, location off and the modem's own read-back, then another program setting ``autogps``
-behind the agent's back followed by a modem reboot, and the agent's repair. Prints text, or JSON lines with
-``--json``. Exits 0 only when every step behaved as promised.
+It starts the daemon's objects (session, supervisor, ledger, upload path, control socket) in a temporary state dir,
+with one declared purpose ("fleet-tracking", 2 km grid) and a file sink, drives them through the control socket
+exactly as ``privacyctl`` does, and shows what really happens:
+
+- consent granted (a durable ledger record);
+- location on: fixes, and the de-identified uploads in the file sink, the raw and the uploaded position side by
+  side; ``uploads`` shows the user the same bytes;
+- location off: the modem's own read-back, and uploads stop;
+- consent withdrawn: the purpose's queue is purged;
+- another program setting ``autogps`` behind the agent's back, a modem reboot, and the agent's repair.
+
+Prints text, or JSON lines with ``--json``. Exits 0 only when every step behaved as promised.
 """
 
 from __future__ import annotations
@@ -77,13 +84,28 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0 if out.failures == 0 else 1
 
 
+PURPOSE = "fleet-tracking"
+
+
 def _demo_config(tmp: Path, name: str) -> Any:
     base = f"sim://ec25?name={name}&seed=7&ttff=2"
     return parse_config({
         "modem": {"port": f"{base}&port=at", "nmea_port": f"{base}&port=nmea", "reconcile_interval_s": 5},
         "state": {"dir": str(tmp / "state")},
         "control": {"socket": str(tmp / "control.sock")},
+        "policy": {"version": "demo-1", "home_region": "CN"},
+        # A 1 s time bucket so that the demo shows several uploads in a few seconds; a real purpose uses minutes.
+        "purpose": [{"name": PURPOSE, "description": "Show the vehicle's approximate position to the fleet operator",
+                     "legal_basis": "consent", "grid_m": 2000, "time_bucket_s": 1, "max_points_per_day": 86400,
+                     "sinks": ["operator"]}],
+        "sink": [{"name": "operator", "url": f"file://{tmp / 'outbox.jsonl'}", "recipient": "Example Fleet Ltd",
+                  "region": "CN"}],
     })
+
+
+def _outbox(agent: Agent) -> list[dict[str, Any]]:
+    path = agent.config.state.dir.parent / "outbox.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def _run(agent: Agent, name: str, socket: Path, out: _Printer) -> None:
@@ -100,6 +122,10 @@ def _run(agent: Agent, name: str, socket: Path, out: _Printer) -> None:
     out.step("hardware", f"simulated modem really: {_hardware(modem)}", ok=not modem.state.gnss_on,
              hardware=_hardware(modem))
 
+    granted = ask("consent.grant", purpose=PURPOSE)
+    out.step("consent", f"consent granted for {PURPOSE} (policy {granted['policy_version']}), durable in the ledger",
+             ok=bool(granted.get("recorded")), reply=granted)
+
     fixes: list[Fix] = []
     agent.supervisor.fix_listeners.append(fixes.append)
     reply = ask("location.on", wait_s=10)
@@ -111,12 +137,20 @@ def _run(agent: Agent, name: str, socket: Path, out: _Printer) -> None:
         out.step("fix", f"fix {stamp} lat {fix.lat:.5f} lon {fix.lon:.5f} ({fix.source})",
                  time=stamp, lat=fix.lat, lon=fix.lon)
     out.step("fixes", f"{sum(f.valid for f in fixes)} fixes passed the open gate", ok=got_fixes)
+    _show_uploads(agent, ask, fixes, out)
 
     reply = ask("location.off", wait_s=10)
     out.step("off", f"location off -> durable and gate closed before the reply; modem confirms: "
              f"{reply['observed']}", ok=reply["verified"] and reply["gate"] == "closed", reply=reply)
     out.step("hardware", f"simulated modem really: {_hardware(modem)}",
              ok=not modem.state.gnss_on and modem.state.cfg.get("autogps") == 0, hardware=_hardware(modem))
+    sent = len(_outbox(agent))
+    stopped = not _wait(lambda: len(_outbox(agent)) > sent, 2.5)
+    out.step("stopped", f"no upload in 2.5 s after location off ({sent} in all)", ok=stopped, uploads=sent)
+    withdrawn = ask("consent.withdraw", purpose=PURPOSE)
+    out.step("withdraw", f"consent withdrawn: the gate for {PURPOSE} is closed and {withdrawn['purged']} queued "
+             f"record(s) were purged before the reply; queue now {agent.uploads.spool.pending_count()}",
+             ok=agent.uploads.spool.pending_count() == 0 and not withdrawn["granted"], reply=withdrawn)
 
     modem.write("at2", b'AT+QGPSCFG="autogps",1\r')
     _wait(lambda: modem.state.cfg.get("autogps") == 1, 5)
@@ -130,3 +164,21 @@ def _run(agent: Agent, name: str, socket: Path, out: _Printer) -> None:
              f"repaired it; modem really: {_hardware(modem)}", ok=repaired, incidents=incidents)
     verified = ask("log.verify")
     out.step("ledger", f"ledger verifies: {verified.get('verified')}", ok=bool(verified.get("verified")))
+
+
+def _show_uploads(agent: Agent, ask: Callable[..., dict[str, Any]], fixes: list[Fix], out: _Printer) -> None:
+    """The raw fix and what was uploaded for it, side by side; and the user's view of the same bytes."""
+    arrived = _wait(lambda: len(_outbox(agent)) >= 3, 20)
+    raw = {fix.time.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"): fix for fix in fixes
+           if fix.valid and fix.time is not None}
+    for item in _outbox(agent)[:3]:
+        fix = raw.get(item["t"])
+        before = f"{fix.lat:.6f}, {fix.lon:.6f}" if fix and fix.lat is not None and fix.lon is not None else "?"
+        out.step("upload", f"raw {before} -> uploaded {item['lat']}, {item['lon']} (+/- {item['accuracy_m']} m), "
+                 f"t {item['t']}, pseudonym {item['pseudonym'][:8]}...", ok=True, upload=item,
+                 raw={"lat": fix.lat, "lon": fix.lon} if fix else None)
+    shown = ask("uploads")["uploads"]
+    lines = (agent.config.state.dir.parent / "outbox.jsonl").read_text().splitlines()
+    same = {item["payload"] for item in shown} >= set(lines[: len(shown)]) and len(shown) > 0
+    out.step("uploads", f"{len(shown)} upload(s) in the ledger; privacyctl uploads shows the bytes that left",
+             ok=arrived and same, shown=len(shown))
