@@ -2,7 +2,7 @@
 
 Input: the vendored Quectel captures (comments stripped), concatenated and repeated to a few MB (less with
 ``quick``), fed in 4 KiB blocks as a serial port delivers them. Ours: ``FixDecoder`` (framing, checksum,
-counters, GGA/RMC/GNS/VTG/ZDA decoding, ``agent.model.Fix`` assembly). Baseline: what a pynmea2 consumer does
+counters, GGA/RMC/GNS/GLL/VTG/ZDA decoding, ``agent.model.Fix`` assembly). Baseline: what a pynmea2 consumer does
 on the same lines: ``pynmea2.parse`` on every sentence, then latitude, longitude and timestamp of each GGA and
 RMC.
 """
