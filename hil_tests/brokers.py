@@ -134,7 +134,8 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 class Mosquitto:
     """A real broker on 127.0.0.1:``port``, persistence in ``directory``; ``restart`` keeps the port and sessions."""
 
-    def __init__(self, directory: Path, *, pki: Pki | None = None, require_certificate: bool = False) -> None:
+    def __init__(self, directory: Path, *, pki: Pki | None = None, require_certificate: bool = False,
+                 allow_anonymous: bool = True) -> None:
         binary = mosquitto_path()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed")
@@ -146,13 +147,13 @@ class Mosquitto:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "data").mkdir(exist_ok=True)
         self.config = directory / "mosquitto.conf"
-        self.config.write_text(self._config_text(require_certificate))
+        self.config.write_text(self._config_text(require_certificate, allow_anonymous))
 
-    def _config_text(self, require_certificate: bool) -> str:
+    def _config_text(self, require_certificate: bool, allow_anonymous: bool) -> str:
         lines = [
             "per_listener_settings false",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
             "persistence true",
             f"persistence_location {self.directory / 'data'}/",
             "autosave_interval 0",  # the database is saved when the broker stops

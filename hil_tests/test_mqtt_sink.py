@@ -72,6 +72,14 @@ def test_no_broker_is_unavailable_quickly(tmp_path: Path) -> None:
     sink.close()
 
 
+def test_a_broker_refusing_the_connection_is_unavailable(tmp_path: Path) -> None:
+    with running_mosquitto(tmp_path / "closed", allow_anonymous=False) as broker:
+        sink = open_sink("broker", f"mqtt://127.0.0.1:{broker.port}/{TOPIC}", client_id="pa-anon", timeout_s=3)
+        with pytest.raises(SinkUnavailable, match="refused the connection"):
+            sink.send(message(1))
+        sink.close()
+
+
 @pytest.mark.parametrize("require_certificate", [False, True])
 def test_tls_publish(tmp_path: Path, pki: Pki, require_certificate: bool) -> None:
     with running_mosquitto(tmp_path / "tls", pki=pki, require_certificate=require_certificate) as broker:

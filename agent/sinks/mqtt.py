@@ -121,7 +121,8 @@ class MqttSink:
         self._client = client
         if not connected.wait(self._timeout_s) or outcome.get("failure", True) or self._lost.is_set():
             self._drop_connection()
-            raise SinkUnavailable("the MQTT broker did not accept the connection in time", sink=self.name)
+            raise SinkUnavailable("the MQTT broker refused the connection or did not answer in time",
+                                  sink=self.name)
         return client
 
     def _new_client(self) -> Any:
@@ -129,6 +130,7 @@ class MqttSink:
         # Clean session off: the broker keeps the session (and QoS 1 state) under this client id.
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self._client_id, clean_session=False,
                              protocol=paho.MQTTv311, reconnect_on_failure=False)
+        client.connect_timeout = self._timeout_s  # TCP connect and TLS handshake
         if self._tls_context is not None:
             client.tls_set_context(self._tls_context)
         return client
