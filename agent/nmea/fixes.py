@@ -75,7 +75,7 @@ def _replaces(current_talker: str, talker: str) -> bool:
 
 class _Epoch:
     """What the sentences of one epoch said so far. A plain class whose defaults live on the class: a receiver
-    starts an epoch every second or faster, and this makes starting one two attribute stores."""
+    starts an epoch every second or faster, and this makes starting one three attribute stores."""
 
     emitted: bool = False
     source: str = ""
