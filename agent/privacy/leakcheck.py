@@ -41,7 +41,7 @@ import base64
 import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from agent.model import DeviceIds, Fix
 
@@ -55,9 +55,9 @@ _DIGITS = frozenset(b"0123456789")
 _HEX = frozenset("0123456789ABCDEFabcdef")
 
 
-@dataclass(frozen=True, slots=True)
-class _Needle:
-    """A byte string to search for, and which neighbours make an occurrence a different token."""
+class _Needle(NamedTuple):
+    """A byte string to search for, and which neighbours make an occurrence a different token (a named tuple:
+    a raw fix's forms are built for every payload, and tuples are the cheapest to build)."""
 
     data: bytes
     not_before: frozenset[int] = frozenset()
@@ -205,7 +205,7 @@ class LeakCheck:
 
     def findings(self, payload: bytes, raw_fix: Fix | None = None) -> tuple[str, ...]:
         """The kinds of everything found in ``payload``, sorted; empty when it is clean."""
-        found = {kind for kind, needle in self._needles if _occurs(payload, needle)}
+        found = {kind for kind, needle in self._needles if needle.data in payload and _occurs(payload, needle)}
         if raw_fix is not None and _exact_position_in(payload, raw_fix):
             found.add("exact-position")
         return tuple(sorted(found))
@@ -217,4 +217,4 @@ def _exact_position_in(payload: bytes, fix: Fix) -> bool:
         needles += coordinate_needles(fix.lat, 2)
     if fix.lon is not None and math.isfinite(fix.lon):
         needles += coordinate_needles(fix.lon, 3)
-    return any(_occurs(payload, needle) for needle in needles)
+    return any(needle.data in payload and _occurs(payload, needle) for needle in needles)
