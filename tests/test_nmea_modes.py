@@ -353,3 +353,30 @@ def test_gll_reads_back_what_was_written(lat: float, lon: float, seconds: int, h
     measured = (mode in ("A", "D") and status == "A") or mode in ("E", "F", "P", "R") or (not mode and status == "A")
     assert fix.valid == measured
     assert (fix.lat is not None) == measured
+
+
+ADDRESSES = [f"{talker}{kind}" for talker in ("GP", "GL", "GA", "GB", "GN") for kind in ("GGA", "RMC", "GLL")]
+
+
+def position_sentence(address: str, time: str) -> str:
+    talker, kind = address[:2], address[2:]
+    return {"GGA": gga, "RMC": rmc, "GLL": gll}[kind](talker, time)
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=8, unique=True),
+       present=st.lists(st.lists(st.booleans(), min_size=8, max_size=8), min_size=1, max_size=6))
+def test_one_fix_per_epoch_whatever_the_talkers(order: list[str], present: list[list[bool]]) -> None:
+    # A receiver sends its position sentences in a fixed order; some may be missing from an epoch (lost on
+    # the line). Whatever the talkers, each epoch with a sentence left gives exactly one fix, at its time.
+    bodies = ["GNZDA,115959.00,01,01,2021,00,00"]
+    times = []
+    for second, keep in enumerate(present):
+        time = f"1200{second:02d}.00"
+        kept = [address for address, wanted in zip(order, keep, strict=False) if wanted]
+        if kept:
+            times.append(dt.datetime(2021, 1, 1, 12, 0, second, tzinfo=dt.UTC))
+        bodies += [position_sentence(address, time) for address in kept]
+    found = fixes(*bodies)
+    assert [fix.time for fix in found] == times
+    assert all(fix.valid and fix.mode == "autonomous" for fix in found)
