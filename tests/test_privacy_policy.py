@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError
+from agent.privacy import policy as policy_module
 from agent.privacy.policy import EMPTY_POLICY, POLICY_TABLES, Policy, Purpose, SinkSpec, Subject, parse_policy
 from tests.privacy_support import doc, policy
 
@@ -226,3 +230,15 @@ def test_policy_is_frozen() -> None:
     with pytest.raises(AttributeError):
         parsed.version = "x"  # type: ignore[misc]
     assert isinstance(parsed, Policy)
+
+
+def test_the_shipped_example_parses_and_shows_every_key() -> None:
+    path = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
+    text = path.read_text(encoding="utf-8")
+    parsed = parse_policy(tomllib.loads(text))
+    assert [purpose.name for purpose in parsed.purposes] == ["fleet-tracking", "malfunction"]
+    assert [sink.scheme for sink in parsed.sinks] == ["file", "mqtts"]
+    written = set(re.findall(r"^([a-z_]+) = ", text, flags=re.MULTILINE))
+    for keys in (policy_module._POLICY_KEYS, policy_module._PURPOSE_KEYS, policy_module._SINK_KEYS,
+                 policy_module._SUBJECT_KEYS):
+        assert keys <= written
