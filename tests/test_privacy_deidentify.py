@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from agent.errors import PolicyError, UsageError
 from agent.model import CellInfo, DeviceIds, Fix
+from agent.nmea.capture import CaptureFilter
+from agent.nmea.fixes import FixDecoder
 from agent.privacy.coarsen import GridCoarsener, LaplaceCoarsener, decimals_for
 from agent.privacy.deidentify import deidentify, serialize
 from agent.privacy.leakcheck import LeakCheck
@@ -237,3 +240,27 @@ def test_no_upload_is_finer_than_its_grid(secret: bytes, purpose: Purpose, fix: 
     decimals = decimals_for(purpose.grid_m)
     assert (first["lat"], first["lon"]) == (second["lat"], second["lon"])
     assert first["lat"] == round(point[0], decimals)
+
+
+# -- real captures ---------------------------------------------------------------------------------------
+CORPUS = Path(__file__).resolve().parent / "corpora" / "gpsd"
+
+
+@pytest.mark.parametrize("capture", sorted(path.name for path in CORPUS.glob("*.log")))
+def test_real_captures_leave_no_exact_position(capture: str) -> None:
+    """Every valid fix of a vendored gpsd capture, de-identified for a 200 m purpose: the leak check finds
+    nothing, and the capture's own NMEA coordinate fields (ddmm.mmmm) never appear in an upload."""
+    raw = (CORPUS / capture).read_bytes()
+    receiver = CaptureFilter().feed(raw)
+    decoder = FixDecoder()
+    fixes = [fix for fix in [*decoder.feed(receiver), *decoder.feed_eof()]
+             if fix.valid and fix.lat is not None and fix.lon is not None and fix.time is not None]
+    fields = set(re.findall(rb",(\d{4,5}\.\d{3,}),[NSEW],", receiver))
+    assert fixes and fields
+    purpose = _purpose(grid_m=200, time_bucket_s=1, fields=ALLOWED_FIELDS)
+    check = LeakCheck.for_device(DeviceIds(imei="864475040123456"))
+    for index, fix in enumerate(fixes):
+        text = serialize(deidentify(fix, purpose, coarsener=GridCoarsener(SECRET), pseudonym=NAME,
+                                    message_id=f"m{index}"))
+        assert check.findings(text, fix) == ()
+        assert not any(field in text for field in fields)
