@@ -46,6 +46,10 @@ from agent.nmea import modes
 from agent.nmea.reader import DEFAULT_MAX_SENTENCE_BYTES, NmeaReader, Sentence
 from agent.nmea.sentences import (
     KNOTS_TO_KMH,
+    Gga,
+    Gll,
+    Gns,
+    Rmc,
     decode_gga,
     decode_gll,
     decode_gns,
@@ -143,51 +147,58 @@ class FixAssembler:
     # -- per sentence type ---------------------------------------------------------------------------------
 
     def _from_position(self, sentence: Sentence, fixes: list[Fix]) -> None:
+        decoded, mode = self._read_position(sentence)
         kind, talker = sentence.kind, sentence.talker
-        mode: str | None
-        if kind == "GGA":
-            gga = decode_gga(sentence)
-            time, mode, lat, lon = gga.time, modes.quality_mode(gga.quality), gga.lat, gga.lon
-        elif kind == "RMC":
-            rmc = decode_rmc(sentence)
-            time, mode, lat, lon = rmc.time, modes.status_mode(rmc.status, rmc.mode), rmc.lat, rmc.lon
-            if rmc.date is not None and time is not None:
-                self._learn_date(rmc.date, time)
-        elif kind == "GNS":
-            gns = decode_gns(sentence)
-            time, mode, lat, lon = gns.time, modes.constellations_mode(gns.mode), gns.lat, gns.lon
-        else:
-            gll = decode_gll(sentence)
-            time, mode, lat, lon = gll.time, modes.status_mode(gll.status, gll.mode), gll.lat, gll.lon
         address = talker + kind
-        epoch = self._epoch_for(address, time, fixes)
+        epoch = self._epoch_for(address, decoded.time, fixes)
         epoch.addresses.append(address)
         if not epoch.source:
             epoch.source, epoch.talker = kind, talker
         if mode in modes.NOT_MEASURED:
             epoch.not_measured = mode
-        elif modes.is_position(mode) and lat is not None and lon is not None:
-            epoch.modes[talker] = modes.finer(epoch.modes.get(talker), mode)
-            replaces = not epoch.valid or _replaces(epoch.talker, talker)
-            if replaces:
-                epoch.valid, epoch.source, epoch.talker, epoch.lat, epoch.lon = True, kind, talker, lat, lon
-            if kind == "GGA" and _replaces(epoch.details_talker, talker):
-                epoch.details_talker = talker
-                epoch.altitude_m, epoch.hdop, epoch.satellites, epoch.quality = (
-                    gga.altitude_m, gga.hdop, gga.satellites, gga.quality)
-            elif kind == "GNS" and _replaces(epoch.details_talker, talker):
-                epoch.details_talker = talker
-                epoch.altitude_m, epoch.hdop, epoch.satellites = gns.altitude_m, gns.hdop, gns.satellites
-            elif kind == "RMC":
-                if rmc.speed_knots is not None and (replaces or epoch.speed_kmh is None):
-                    epoch.speed_kmh = rmc.speed_knots * KNOTS_TO_KMH
-                if rmc.course_deg is not None and (replaces or epoch.course_deg is None):
-                    epoch.course_deg = rmc.course_deg
-        if kind == "GGA" and epoch.quality is None:
-            epoch.quality = gga.quality
+        elif modes.is_position(mode) and decoded.lat is not None and decoded.lon is not None:
+            self._take_position(epoch, kind, decoded, mode)
+        if epoch.quality is None and isinstance(decoded, Gga):  # kept even without a fix: quality 0 says why
+            epoch.quality = decoded.quality
         if address == self._ender and not epoch.emitted and self._date is not None:
             epoch.emitted = True
             fixes.append(self._fix(epoch))
+
+    def _read_position(self, sentence: Sentence) -> tuple[Gga | Rmc | Gns | Gll, str | None]:
+        """The decoded position sentence and the mode it reports; an RMC's date is learnt on the way."""
+        kind = sentence.kind
+        if kind == "GGA":
+            gga = decode_gga(sentence)
+            return gga, modes.quality_mode(gga.quality)
+        if kind == "RMC":
+            rmc = decode_rmc(sentence)
+            if rmc.date is not None and rmc.time is not None:
+                self._learn_date(rmc.date, rmc.time)
+            return rmc, modes.status_mode(rmc.status, rmc.mode)
+        if kind == "GNS":
+            gns = decode_gns(sentence)
+            return gns, modes.constellations_mode(gns.mode)
+        gll = decode_gll(sentence)
+        return gll, modes.status_mode(gll.status, gll.mode)
+
+    def _take_position(self, epoch: _Epoch, kind: str, decoded: Gga | Rmc | Gns | Gll, mode: str | None) -> None:
+        """Merge a sentence that reports a measured position into ``epoch`` (rules: module docstring)."""
+        talker = decoded.talker
+        epoch.modes[talker] = modes.finer(epoch.modes.get(talker), mode)
+        replaces = not epoch.valid or _replaces(epoch.talker, talker)
+        if replaces:
+            epoch.valid, epoch.source, epoch.talker = True, kind, talker
+            epoch.lat, epoch.lon = decoded.lat, decoded.lon
+        if isinstance(decoded, Rmc):
+            if decoded.speed_knots is not None and (replaces or epoch.speed_kmh is None):
+                epoch.speed_kmh = decoded.speed_knots * KNOTS_TO_KMH
+            if decoded.course_deg is not None and (replaces or epoch.course_deg is None):
+                epoch.course_deg = decoded.course_deg
+        elif isinstance(decoded, (Gga, Gns)) and _replaces(epoch.details_talker, talker):
+            epoch.details_talker = talker
+            epoch.altitude_m, epoch.hdop, epoch.satellites = decoded.altitude_m, decoded.hdop, decoded.satellites
+            if isinstance(decoded, Gga):
+                epoch.quality = decoded.quality
 
     def _epoch_for(self, address: str, time: dt.time | None, fixes: list[Fix]) -> _Epoch:
         """The epoch a position sentence from ``address`` at ``time`` belongs to, starting a new one if needed."""

@@ -49,6 +49,7 @@ INVALID: Final = "invalid"
 # speaks NMEA 2.3 has no letter for RTK and sends D in its RMC beside quality 4 in its GGA (gpsd's
 # nmea-fuzzy-cases capture does exactly that).
 POSITION_MODES: Final = (RTK, FLOAT_RTK, PRECISE, DIFFERENTIAL, AUTONOMOUS, ESTIMATED)
+_FINENESS: Final = {mode: rank for rank, mode in enumerate(POSITION_MODES)}  # 0 the finest
 NOT_MEASURED: Final = frozenset({SIMULATOR, MANUAL})
 
 GGA_QUALITY_MODES: Final = (INVALID, AUTONOMOUS, DIFFERENTIAL, PRECISE, RTK, FLOAT_RTK, ESTIMATED, MANUAL, SIMULATOR)
@@ -99,7 +100,7 @@ def constellations_mode(indicators: str) -> str:
 
 def is_position(mode: str | None) -> bool:
     """Whether a sentence in this mode reports a position (``None``: valid, mode not said)."""
-    return mode is None or mode in POSITION_MODES
+    return mode is None or mode in _FINENESS
 
 
 def finer(mode: str | None, other: str | None) -> str | None:
@@ -108,4 +109,4 @@ def finer(mode: str | None, other: str | None) -> str | None:
         return other
     if other is None:
         return mode
-    return mode if POSITION_MODES.index(mode) <= POSITION_MODES.index(other) else other
+    return mode if _FINENESS[mode] <= _FINENESS[other] else other
