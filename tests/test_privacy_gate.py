@@ -31,6 +31,8 @@ class Case:
     consented: bool
     region: str  # "home", "abroad-consented", "abroad"
     subject: str  # "adult", "minor-guardian-config", "minor-guardian-consent", "minor"
+    exception: bool = False  # the legal-basis exception purpose instead of the consent purpose
+    carries_location: bool = True
 
     def failing_rules(self) -> list[str]:
         checks = [
@@ -38,7 +40,8 @@ class Case:
             ("observed-unknown", self.observed_known),
             ("undeclared-purpose", self.declared),
             ("undeclared-sink", self.sink_allowed),
-            ("no-consent", self.consented),
+            ("exception-no-location", not (self.exception and self.carries_location)),
+            ("no-consent", self.consented or self.exception),
             ("cross-border", self.region != "abroad"),
             ("minor-without-guardian", self.subject != "minor"),
         ]
@@ -47,7 +50,9 @@ class Case:
     def run(self) -> Decision:
         subject: dict[str, Any] = {"minor": self.subject != "adult",
                                    "guardian_consent": self.subject == "minor-guardian-config"}
-        parsed = policy(sink=SINKS, subject=subject)
+        purposes = doc()["purpose"]
+        purposes[1]["sinks"] = ["operator", "abroad"]
+        parsed = policy(sink=SINKS, subject=subject, purpose=purposes)
         consents = Consents()
         if self.consented:
             consents.apply(grant_change(parsed, "fleet-tracking", 1))
@@ -56,14 +61,17 @@ class Case:
         if self.subject == "minor-guardian-consent":
             consents.apply(guardian_change(parsed, True, 3))
         sink = "abroad" if self.region.startswith("abroad") else "operator"
+        purpose = "malfunction" if self.exception else "fleet-tracking"
         return decide(switch_on=self.switch_on, observed_known=self.observed_known, policy=parsed,
-                      purpose_name="fleet-tracking" if self.declared else "advertising",
-                      sink_name=sink if self.sink_allowed else "unused", consents=consents)
+                      purpose_name=purpose if self.declared else "advertising",
+                      sink_name=sink if self.sink_allowed else "unused", consents=consents,
+                      carries_location=self.carries_location)
 
 
 ALL_CASES = [Case(*values) for values in itertools.product(
     [True, False], [True, False], [True, False], [True, False], [True, False],
-    ["home", "abroad-consented", "abroad"], ["adult", "minor-guardian-config", "minor-guardian-consent", "minor"])]
+    ["home", "abroad-consented", "abroad"], ["adult", "minor-guardian-config", "minor-guardian-consent", "minor"],
+    [False, True], [True, False])]
 
 
 def _check(case: Case) -> None:
@@ -76,16 +84,20 @@ def _check(case: Case) -> None:
 
 
 def test_every_combination() -> None:
-    assert len(ALL_CASES) == 2**5 * 3 * 4
+    assert len(ALL_CASES) == 2**7 * 3 * 4
     for case in ALL_CASES:
         _check(case)
     allowed = [case for case in ALL_CASES if case.run().allowed]
-    assert len(allowed) == 2 * 3  # region home or abroad-consented, times three acceptable subjects
+    # two acceptable regions x three acceptable subjects x (consent purpose: consented, location or not;
+    # exception purpose: no location, consented or not)
+    assert len(allowed) == 2 * 3 * 4
+    assert all(not (case.exception and case.carries_location) for case in allowed)
 
 
 @given(st.builds(Case, st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(),
                  st.sampled_from(["home", "abroad-consented", "abroad"]),
-                 st.sampled_from(["adult", "minor-guardian-config", "minor-guardian-consent", "minor"])))
+                 st.sampled_from(["adult", "minor-guardian-config", "minor-guardian-consent", "minor"]),
+                 st.booleans(), st.booleans()))
 def test_any_combination(case: Case) -> None:
     _check(case)
 
