@@ -20,6 +20,7 @@ from agent.privacy.coarsen import (
     GridCoarsener,
     LaplaceCoarsener,
     bucket_time,
+    coarsener_for,
     decimals_for,
     displace,
     lambert_w_minus1,
@@ -332,3 +333,10 @@ def test_daily_cap_never_admits_more_than_the_cap(points: list[tuple[str, int]],
             admitted[(name, day)] += 1
     assert all(count <= cap_size for count in admitted.values())
     assert Coarse(0.0, 0.0, 1) == Coarse(0.0, 0.0, 1)
+
+
+def test_coarsener_for_the_policy_setting() -> None:
+    assert isinstance(coarsener_for("grid", SECRET), GridCoarsener)
+    assert isinstance(coarsener_for("laplace", SECRET), LaplaceCoarsener)
+    with pytest.raises(ValueError):
+        coarsener_for("fudge", SECRET)

@@ -94,7 +94,8 @@ def _delete(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
 
 
 BAD = [
-    (_delete(("policy",)), "policy: must be a table"),
+    (_delete(("policy",)), "policy: the [policy] table is required"),
+    (_set(("policy",), "2020"), "policy: must be a table"),
     (_delete(("policy", "version")), "policy.version: is required"),
     (_delete(("policy", "home_region")), "policy.home_region: is required"),
     (_set(("policy", "version"), 5), "policy.version: must be a string"),

@@ -221,6 +221,15 @@ class LaplaceCoarsener:
         return displace(base_lat, base_lon, radius, 2.0 * math.pi * turn)
 
 
+def coarsener_for(coarsening: str, secret: bytes) -> Coarsener:
+    """The coarsener that ``[policy] coarsening`` names: "grid" or "laplace"."""
+    if coarsening == "grid":
+        return GridCoarsener(secret)
+    if coarsening == "laplace":
+        return LaplaceCoarsener(secret)
+    raise ValueError("coarsening must be 'grid' or 'laplace'")
+
+
 # -- time ------------------------------------------------------------------------------------------------
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)

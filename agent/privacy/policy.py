@@ -249,6 +249,8 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
     """The policy in a whole parsed TOML document; raises :class:`ConfigError` naming the first bad key."""
     if not any(table in doc for table in POLICY_TABLES):
         return EMPTY_POLICY
+    if "policy" not in doc:
+        raise _fail("policy", "the [policy] table is required with [[purpose]], [[sink]] or [subject]")
     head = _table("policy", doc.get("policy"), _POLICY_KEYS, frozenset({"version", "home_region"}))
     sinks = _unique("sink", [_sink(f"sink[{index}]", table)
                              for index, table in enumerate(_array_of_tables("sink", doc.get("sink", [])))])
