@@ -75,6 +75,18 @@ def test_the_time_is_bucketed_in_utc() -> None:
     assert payload["t"] == "2024-05-01T12:00:00Z"
 
 
+def test_a_new_epoch_changes_the_pseudonym_not_the_position() -> None:
+    coarsener = GridCoarsener(SECRET)
+    uploads = []
+    for days in (0, 1, 400):
+        when = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=days)
+        name = pseudonym(SECRET, "fleet-tracking", epoch_of(when.timestamp(), 86400))
+        uploads.append(deidentify(fix_at(31.230861666666666, 121.47370166666667, when), _purpose(),
+                                  coarsener=coarsener, pseudonym=name, message_id="m"))
+    assert len({(upload["lat"], upload["lon"]) for upload in uploads}) == 1
+    assert len({upload["pseudonym"] for upload in uploads}) == 3
+
+
 def test_hdop_raises_the_reported_accuracy() -> None:
     payload = deidentify(fix_at(1.2345678, 2.3456789, hdop=500.0), _purpose(), coarsener=GridCoarsener(SECRET),
                          pseudonym=NAME, message_id="m")

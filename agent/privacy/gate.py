@@ -94,7 +94,7 @@ class LoggedDecision:
 class DecisionLog:
     """The last ``per_purpose`` decisions of each of at most ``max_purposes`` purposes (the least recently
     decided purpose is forgotten first), and refusal counts per rule and per (purpose, rule), which are never
-    forgotten while the agent runs."""
+    forgotten while the agent runs (per (purpose, rule) for at most ``max_purposes`` x rules pairs)."""
 
     def __init__(self, per_purpose: int = 20, max_purposes: int = 64) -> None:
         if per_purpose < 1 or max_purposes < 1:
@@ -113,9 +113,10 @@ class DecisionLog:
             self._recent.popitem(last=False)
         if not decision.allowed:
             self._refusals[decision.rule] += 1
-            if len(self._refusals_by_purpose) < self._max_purposes * len(RULES) or \
-                    (purpose, decision.rule) in self._refusals_by_purpose:
-                self._refusals_by_purpose[(purpose, decision.rule)] += 1
+            # purpose names come from callers (an undeclared one is refused, but still counted): bound the keys
+            key = (purpose, decision.rule)
+            if key in self._refusals_by_purpose or len(self._refusals_by_purpose) < self._max_purposes * len(RULES):
+                self._refusals_by_purpose[key] += 1
 
     def last(self, purpose: str | None = None) -> tuple[LoggedDecision, ...]:
         """The remembered decisions, oldest first: of one purpose, or of all (ordered by time)."""
