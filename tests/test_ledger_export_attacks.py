@@ -226,9 +226,14 @@ _CHILD = textwrap.dedent("""
 
 def verify_in_child(path: Path) -> dict[str, object]:
     """verify_export in a fresh interpreter; its peak RSS is the verifier's own (plus the interpreter's).
-    The timeout bounds a hang; no duration is asserted."""
-    done = subprocess.run([sys.executable, "-c", _CHILD.format(root=str(ROOT)), str(path)], check=True,
-                          capture_output=True, text=True, timeout=120)
+    The timeout bounds a hang; no duration is asserted.
+
+    Linux keeps a process's peak RSS across exec, and a child exec'd straight from this test process (vfork)
+    would report pytest's own peak. A shell started from here forks the interpreter (the command is not its
+    last, so it is not exec'd in place): a fresh process, whose ru_maxrss is its own."""
+    script = 'sh_child="$1"; shift; "$sh_child" "$@"; exit $?'
+    done = subprocess.run(["/bin/sh", "-c", script, "sh", sys.executable, "-c", _CHILD.format(root=str(ROOT)),
+                           str(path)], check=True, capture_output=True, text=True, timeout=120)
     result: dict[str, object] = json.loads(done.stdout)
     return result
 
