@@ -21,6 +21,7 @@ from agent.ledger import codec, crypto, files
 
 FILE_NAME = "keys.cbor"
 KEY_ID_BYTES = 8
+KEYS_LIMIT = 64 << 20  # about 100 bytes a key: some 600,000 epochs, far more than a device ever makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class KeyStore:
     def load(cls, directory: Path, *, read_only: bool = False) -> KeyStore:
         path = directory / FILE_NAME
         try:
-            raw = files.read_small(path)
+            raw = files.read_small(path, KEYS_LIMIT)
         except StoreError as exc:
             raise KeyStoreError(exc.message, **exc.details) from exc
         keys = {} if raw is None else _parse(raw)

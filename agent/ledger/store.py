@@ -269,7 +269,7 @@ class Ledger:
 
     def _load_signer(self) -> None:
         path = self._directory / SIGNING_KEY_FILE
-        private = files.read_small(path)
+        private = files.read_small(path, HEAD_LIMIT)  # 32 bytes; never read a huge file whole
         if private is None and not self._read_only:
             if self._segment_names():  # a new key would not match the checkpoints the log already holds
                 raise StoreError(f"{SIGNING_KEY_FILE} is missing but the ledger has records; restore it from a "
