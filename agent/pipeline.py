@@ -209,6 +209,9 @@ class Pipeline:
         epoch = epoch_of(message.created_ms / 1000, self.policy.pseudonym_epoch_s)
         try:
             self._ledger.append("upload", fields, personal={"payload": message.body}, epoch=epoch)
+            # Durable before the spool forgets the message: what left the device is never missing from the log
+            # (a crash after this and before the ack sends it again: at least once, recorded at least once).
+            self._ledger.flush()
         except StoreError as exc:
             log.error("cannot record an upload: %s", exc)
 
@@ -288,7 +291,8 @@ def _consents_from(ledger: Ledger) -> Consents:
         if record.type != "consent":
             continue
         try:
-            consents.apply(ConsentChange.from_fields(record.fields))
+            change = {key: value for key, value in record.fields.items() if key != "by_uid"}  # who, not what
+            consents.apply(ConsentChange.from_fields(change))
         except (AgentError, ValueError, KeyError, TypeError) as exc:
             log.error("a consent record cannot be read (seq %s): %s", record.seq, exc)
     return consents
