@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
-THIS_TEST = f"{Path(__file__).relative_to(ROOT)}::test_the_loaded_profile_matches_the_environment"
+# the same check in both test trees: each is run in a fresh pytest session below
+PROBES = [f"{tree}/test_hypothesis_profile.py::test_the_loaded_profile_matches_the_environment"
+          for tree in ("tests", "hil_tests")]
 
 
 def test_the_loaded_profile_matches_the_environment() -> None:
@@ -31,10 +33,11 @@ def test_a_fresh_run_picks_the_profile_from_ci(ci: str | None, derandomized: boo
         "sys.exit(0 if settings.default.derandomize is " + str(derandomized) + " else 1)"
     )
     run = subprocess.run(  # a whole pytest session, so the root conftest is loaded the way CI loads it
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", THIS_TEST],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PROBES],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
     direct = subprocess.run(  # and the profile itself says what it should
         [sys.executable, "-c", "import conftest; " + probe],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60, check=False,
