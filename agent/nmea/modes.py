@@ -11,20 +11,21 @@ RMC, GLL, VTG (NMEA 2.3 and later) and GNS (one letter per constellation) carry 
     S simulator
 
 RMC and GLL also keep their older status field (A valid, V warning). NMEA 0183 says how the two go together:
-"The Mode indicator field supplements the Status field. The Status field shall be set to V=invalid for all values
-of Operating Mode except for A=Autonomous and D=Differential" (the RMC note of NMEA 0183 2.3, as printed in
-the appendices of receiver manuals such as Furuno's FM-8800D and JRC's NWZ-1650). So a V beside ``E``, ``F``,
-``R`` or ``P`` is the standard's own flag for "not a plain GNSS fix", not a lost fix: when the indicator is
-there, it decides; V with ``A`` or ``D`` (the receiver contradicts itself) is read as invalid; without an
-indicator (before 2.3) the status alone decides, and the mode is not known (``None``).
+"The Mode indicator field supplements the Status field. The Status field shall be set to V=invalid for all
+values of Operating Mode except for A=Autonomous and D=Differential" (the RMC note of NMEA 0183 from 2.3 on,
+as printed in receiver manuals' appendices: Furuno FM-8800D for 2.3; JRC NWZ-1650 for 4.x, which adds F, P
+and R and gives GLL the same note). So a V beside ``E``, ``F``, ``R`` or ``P`` is the standard's own flag for
+"not a plain GNSS fix", not a lost fix: when the indicator is there, it decides; V with ``A`` or ``D`` (the
+receiver contradicts itself) is read as invalid; without an indicator (before 2.3) the status alone decides,
+and the mode is not known (``None``).
 
 Which modes count as positions (``Fix.valid``):
 
 - autonomous, differential, precise, rtk, float-rtk: measured positions.
 - estimated: dead reckoning (the receiver carries the last fix forward with its own motion sensors or model).
-  It is a real position of lower quality, and the standard treats it as a fix (GGA gives it a quality of its
-  own, 6, between float RTK and manual input): it stays valid and is marked ``"estimated"`` so that a consumer
-  can weigh it.
+  A real position of lower quality, and nothing in the standard says otherwise: it has its own GGA quality
+  (6) and mode letter, distinct from "no fix" (0, N), and its status V is the same flag RTK fixes get. It
+  stays valid and is marked ``"estimated"`` so that a consumer can weigh it.
 - simulator and manual: not measured where the receiver is (a simulated track, a position typed in). They
   never count as positions; the fix keeps the mode so that it can be shown.
 - invalid: no fix. A value the standard does not define (GGA quality 9, an unknown letter) is read as
