@@ -44,14 +44,17 @@ class Fix(NamedTuple):
     ``"QGPSLOC"``.
 
     ``mode`` is the kind of fix, from the NMEA mode indicator (RMC, GLL, GNS, VTG) and GGA's quality (the rules
-    are in :mod:`agent.nmea.modes`); ``None`` when the source does not say (``QGPSLOC``, NMEA before 2.3):
+    are in :mod:`agent.nmea.modes`); ``None`` when the source does not say (``QGPSLOC``; an RMC or GLL from
+    before NMEA 2.3 with no GGA beside it):
 
     - ``"autonomous"`` (A, quality 1), ``"differential"`` (D, 2), ``"precise"`` (P, 3), ``"rtk"`` (R, 4,
       fixed integers), ``"float-rtk"`` (F, 5): measured positions, ``valid`` True.
     - ``"estimated"`` (E, 6): dead reckoning, a real position of lower quality; ``valid`` True, marked so that
       a consumer can weigh it.
     - ``"simulator"`` (S, 8) and ``"manual"`` (M, 7, a position typed in): not measured; ``valid`` False.
-    - ``"invalid"`` (N, status V, quality 0, or a value the standard does not define): no fix; ``valid`` False.
+    - ``"invalid"`` (N; status V beside A, D or no indicator; quality 0; a value the standard does not
+      define): no fix; ``valid`` False.
+
     An immutable named tuple rather than a frozen dataclass: one is made for every epoch of every NMEA
     stream, and a frozen dataclass takes three times as long to build (one ``object.__setattr__`` per field).
     """
