@@ -4,12 +4,20 @@
 cap, pseudonym, coarsening, serialisation, leak check, durable spool put), one upload per fix, against the bare
 ledger's durable append rate (one fsynced record each) measured in the same run on the same disk; the two take
 turns. Targets: at least 0.5x, and at least 100x the real 1 Hz rate.
+
+``daemon_mqtt_cpu`` / ``daemon_mqtt_rss``: the daemon (its own process) at 1 Hz with one consented purpose whose
+bucket is 1 s, uploading every fix to a real mosquitto on loopback, against a simulator in another process: CPU
+share of one core (< 2 %) and RSS (< 40 MB). Skipped when mosquitto is not installed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,8 +85,98 @@ def pipeline_records(rounds: int, per_round: int) -> dict[str, Any]:
             "target": ">= 0.5x durable ledger append and >= 100/s", "pass": ratio >= 0.5 and rate >= 100}
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait(predicate: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _config(tmp: Path, links: dict[str, Path], port: int) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
+        f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n'
+        '[policy]\nversion = "1"\nhome_region = "CN"\n'
+        '[[purpose]]\nname = "fleet"\ndescription = "Fleet position"\nlegal_basis = "consent"\n'
+        'time_bucket_s = 1\nmax_points_per_day = 86400\nsinks = ["broker"]\n'
+        f'[[sink]]\nname = "broker"\nurl = "mqtt://127.0.0.1:{port}/fleet/up"\nrecipient = "Fleet"\nregion = "CN"\n')
+    return config
+
+
+def daemon_mqtt(seconds: float) -> dict[str, dict[str, Any]]:
+    from agent.control import request
+
+    mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if mosquitto is None:
+        return {"daemon_mqtt_cpu": {"value": None, "unit": "", "baseline": None, "ratio": None,
+                                    "target": "mosquitto installed", "pass": False}}
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        port = _free_port()
+        (tmp / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                                            + ("user root\n" if os.getuid() == 0 else ""))
+        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
+        try:
+            processes.append(subprocess.Popen([mosquitto, "-c", str(tmp / "mosquitto.conf")],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]), "--nmea-pty-link",
+                 str(links["nmea"]), "--ttff", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _wait(lambda: all(path.exists() for path in links.values()), 15)
+            config = _config(tmp, links, port)
+            daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(daemon)
+            _wait(lambda: (tmp / "c.sock").exists(), 15)
+            time.sleep(1)
+            request(tmp / "c.sock", "consent.grant", {"purpose": "fleet"})
+            request(tmp / "c.sock", "location.on", {"wait_s": 10})
+            time.sleep(3)
+            uploads_before = len(request(tmp / "c.sock", "uploads", None)["uploads"])
+            cpu_before, wall_before = _cpu_seconds(daemon.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu = (_cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            rss = _rss_mb(daemon.pid)
+            uploads = len(request(tmp / "c.sock", "uploads", None)["uploads"]) - uploads_before
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                process.wait(15)
+    delivering = uploads >= seconds * 0.5
+    return {
+        "daemon_mqtt_cpu": {"value": round(cpu, 3), "unit": f"% of one core ({uploads} uploads)", "baseline": 100.0,
+                            "ratio": round(cpu / 100, 5), "target": "< 2 %", "pass": cpu < 2 and delivering},
+        "daemon_mqtt_rss": {"value": round(rss, 1), "unit": "MB", "baseline": 40.0, "ratio": round(rss / 40, 3),
+                            "target": "< 40 MB", "pass": rss < 40},
+    }
+
+
 def run(quick: bool) -> dict[str, dict[str, Any]]:
-    return {"pipeline_records": pipeline_records(5 if quick else 15, 100 if quick else 200)}
+    results = {"pipeline_records": pipeline_records(5 if quick else 15, 100 if quick else 200)}
+    results.update(daemon_mqtt(15 if quick else 60))
+    return results
 
 
 if __name__ == "__main__":
