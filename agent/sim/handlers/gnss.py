@@ -1,0 +1,149 @@
+"""GNSS commands: ``+QGPS``, ``+QGPSEND``, ``+QGPSLOC``, ``+QGPSGNMEA``, ``+QGPSCFG``, ``+QGPSXTRA``, ``+QGPSDEL``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agent.sim import nmea_out
+from agent.sim.gnss_engine import CFG_VALUES, CfgValues
+from agent.sim.handlers.types import Handler
+from agent.sim.parser import Command
+from agent.sim.power import PowerAndBoot
+from agent.sim.results import CommandFailed, int_arg, is_number
+
+GNMEA_TYPES = ("GGA", "RMC", "GSV", "GSA", "VTG")
+_QGPS_RANGES = (range(1, 5), range(1, 256), range(0, 1001), range(0, 1001), range(1, 65536))
+
+
+def qgps(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "read":
+        return [f"+QGPS: {int(modem._gnss_on)}"]
+    if command.form == "test":
+        return ["+QGPS: (1-4),(1-255),(1-1000),(0-1000),(1-65535)"]
+    if command.form != "set":
+        raise CommandFailed(None)
+    _check_qgps_args(command.args)
+    if modem._gnss_on:
+        raise CommandFailed(504)
+    modem._gnss_start()
+    return []
+
+
+def qgpsend(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form != "exec":
+        raise CommandFailed(None)
+    if not modem._gnss_on:
+        raise CommandFailed(505)
+    modem._gnss_stop()
+    return []
+
+
+def qgpsloc(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "test":
+        return [f"+QGPSLOC: {nmea_out.QGPSLOC_TEMPLATE}"]
+    mode = int_arg(command.args, 0, range(0, 3), error=501) if command.form == "set" else 0
+    point, wall = modem._current_fix()
+    if modem.faults.hdop_outlier and modem._noise.random() < modem.faults.hdop_outlier:
+        point = dataclasses.replace(point, hdop=500.0)
+    return [f"+QGPSLOC: {nmea_out.qgpsloc_payload(point, wall, mode)}"]
+
+
+def qgpsgnmea(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "test":
+        return ['+QGPSGNMEA: ("GGA","RMC","GSV","GSA","VTG")']
+    if command.form != "set" or len(command.args) != 1 or command.args[0].upper() not in GNMEA_TYPES:
+        raise CommandFailed(501)
+    if not modem._gnss_on:
+        raise CommandFailed(505)
+    if modem._nv["nmeasrc"] != 1:
+        raise CommandFailed(507)
+    wall = modem._wall(modem._now)
+    point = modem._track.at(wall) if modem._has_fix(modem._now) else None
+    return [
+        f"+QGPSGNMEA: {sentence}"
+        for sentence in nmea_out.single_sentence(command.args[0].upper(), point, wall, modem._sky)
+    ]
+
+
+def qgpscfg(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "test":
+        return [f'+QGPSCFG: "{key}",{_describe(values)}' for key, values in CFG_VALUES.items()]
+    if command.form == "read":
+        # An EC25-AUT answered the bare read form with 505 while GNSS was off (transcript 4.4).
+        raise CommandFailed(501 if modem._gnss_on else 505)
+    if command.form != "set":
+        raise CommandFailed(501)
+    key = command.args[0].lower()
+    if key not in CFG_VALUES or len(command.args) > 2:
+        raise CommandFailed(501)
+    if len(command.args) == 2:
+        modem._nv[key] = _cfg_value(key, command.args[1])
+        _after_cfg_change(modem, key)
+        return []
+    value = modem._nv[key]
+    return [f'+QGPSCFG: "{key}",' + (f'"{value}"' if isinstance(value, str) else str(value))]
+
+
+def _after_cfg_change(modem: PowerAndBoot, key: str) -> None:
+    if key == "fixfreq" and modem._gnss_on:
+        modem._next_burst = modem._next_boundary()
+
+
+def qgpsxtra(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "read":
+        return [f"+QGPSXTRA: {modem._xtra}"]
+    if command.form == "test":
+        return ["+QGPSXTRA: (0,1)"]
+    modem._xtra = int_arg(command.args, 0, range(0, 2), error=501)
+    return []
+
+
+def qgpsdel(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    if command.form == "test":
+        return ["+QGPSDEL: (0-3)"]
+    int_arg(command.args, 0, range(0, 4), error=501)
+    if modem._gnss_on:
+        raise CommandFailed(504)  # assistance data can only be deleted with the engine off
+    modem._last_fix = None
+    return []
+
+
+def _check_qgps_args(args: tuple[str, ...]) -> None:
+    if not args or len(args) > len(_QGPS_RANGES):
+        raise CommandFailed(501)
+    for index, allowed in enumerate(_QGPS_RANGES[: len(args)]):
+        int_arg(args, index, allowed, error=501)
+    if args[0] != "1":
+        raise CommandFailed(502)  # only stand-alone mode is supported on most firmwares (reference 1.2)
+
+
+def _cfg_value(key: str, raw: str) -> str | int:
+    allowed = CFG_VALUES[key]
+    if isinstance(allowed, tuple) and allowed and isinstance(allowed[0], str):
+        if raw.lower() not in allowed:
+            raise CommandFailed(501)
+        return raw.lower()
+    if not is_number(raw) or int(raw) not in allowed:
+        raise CommandFailed(501)
+    return int(raw)
+
+
+def _describe(values: CfgValues) -> str:
+    if isinstance(values, range):
+        return (
+            f"({values.start}-{values.stop - 1})"
+            if len(values) > 2
+            else f"({values.start},{values.stop - 1})"
+        )
+    return "(" + ",".join(f'"{value}"' if isinstance(value, str) else str(value) for value in values) + ")"
+
+
+HANDLERS: dict[str, Handler] = {
+    "+QGPS": qgps,
+    "+QGPSEND": qgpsend,
+    "+QGPSLOC": qgpsloc,
+    "+QGPSGNMEA": qgpsgnmea,
+    "+QGPSCFG": qgpscfg,
+    "+QGPSXTRA": qgpsxtra,
+    "+QGPSDEL": qgpsdel,
+}
