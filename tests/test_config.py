@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,32 @@ def test_files_that_are_not_a_config_are_named_without_hanging(
 def _written(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_the_shipped_policy_example_loads_with_the_daemon_config(tmp_path: Path) -> None:
+    combined = tmp_path / "config.toml"
+    combined.write_text(EXAMPLE.read_text() + "\n" + (EXAMPLE.parent / "policy.toml").read_text())
+    config = load_config(combined)
+    assert config.policy.version == "2020-09-08"
+    assert config.policy.purpose("fleet-tracking") is not None
+    assert config.policy.sinks
+
+
+def test_without_policy_tables_nothing_can_be_uploaded() -> None:
+    config = parse_config({"modem": {"port": "sim://ec25"}})
+    assert config.policy.purposes == () and config.ledger.witness is None
+
+
+@pytest.mark.parametrize(("raw", "named"), [
+    ({"policy": {"version": "1", "home_region": "CN"}, "purpose": [{"name": "x", "description": "d",
+                                                                     "legal_basis": "consent", "grid_m": 100,
+                                                                     "sinks": ["s"]}],
+      "sink": [{"name": "s", "url": "file:///tmp/o", "recipient": "r", "region": "CN"}]}, "purpose[0].grid_m"),
+    ({"policy": {"version": "1"}}, "policy.home_region"),
+    ({"ledger": {"witness": "nowhere"}}, "[ledger] witness"),
+    ({"ledger": {"checkpoint_interval_s": 0}}, "[ledger] checkpoint_interval_s"),
+])
+def test_policy_and_witness_errors_name_the_key(raw: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"modem": {"port": "sim://ec25"}, **raw}, source="cfg.toml")
+    assert named in str(caught.value) and str(caught.value).startswith("cfg.toml")
