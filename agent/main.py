@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 # subcommand -> "module:function"; each function takes the parsed namespace and returns an exit code.
 HANDLERS: dict[str, str] = {
-    "run": "agent.daemon:run_command",
+    "run": "agent.run:run_command",
     "sim": "agent.sim.cli:sim_command",
     "demo": "agent.demo:demo_command",
     "replay": "agent.replay:replay_command",
