@@ -301,6 +301,22 @@ def test_an_export_of_a_truncated_log_fails_verify_export_naming_the_count(close
     assert report.counts["recovery"] == 1 and report.signed_head_records == report.records
 
 
+def test_an_export_made_without_the_head_file_does_not_verify(closed: Path, tmp_path: Path) -> None:
+    state = copy_state(closed, tmp_path / "s")
+    (ledger_dir(state) / HEAD).unlink()
+    with Ledger.open(state, CONFIG, read_only=True) as ledger:
+        out = Path(ledger.export(tmp_path / "export.zip").path)
+    with pytest.raises(LogCorrupt, match="head file was missing"):
+        verify_export(out)
+
+
+def test_an_export_of_a_log_without_checkpoints_needs_no_head(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "s", CONFIG) as ledger:
+        ledger.append("upload", {"sink": "file"})
+        report = verify_export(Path(ledger.export(tmp_path / "export.zip").path))
+    assert (report.records, report.checkpoints, report.signed_head_records) == (1, 0, None)
+
+
 # -- the device key's fingerprint ---------------------------------------------------------------------------
 def test_the_key_fingerprint_is_sha256_of_the_raw_public_key_in_base64(closed: Path) -> None:
     with Ledger.open(closed, CONFIG, read_only=True) as ledger:

@@ -596,6 +596,9 @@ def _verify_archive(archive: zipfile.ZipFile, archive_size: int, pinned: str | N
     truncation = check_head(checker, segment=name, offset=end)
     if truncation is not None:
         raise truncation.error(segment=name, offset=end)
+    if "signed_head" in manifest and signed_head is None and checker.checkpoints:  # older exports lack the key
+        raise LogCorrupt("the export was made while the log's head file was missing: records lost from its end "
+                         "cannot be ruled out", segment=MANIFEST, offset=0)
     _check_summary(manifest, checker, erased)
     return ExportReport(records=checker.count, counts=dict(checker.counts), head=checker.head.hex(),
                         merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
