@@ -118,7 +118,8 @@ def test_truncation_at_every_record_boundary_below_the_head_is_found(closed: Pat
             with pytest.raises(LogTruncated) as caught:
                 ledger.verify()
         assert (caught.value.missing, caught.value.head_size) == (missing, total)
-        assert f"{missing} records missing below the signed head of {total} records" in str(caught.value)
+        records = "record" if missing == 1 else "records"
+        assert f"{missing} {records} missing below the signed head of {total} records" in str(caught.value)
         assert (caught.value.segment, caught.value.offset) == (segment.name, start)
 
 

@@ -167,7 +167,8 @@ class Truncation:
     found_size: int
 
     def error(self, *, segment: str, offset: int) -> LogTruncated:
-        return LogTruncated(f"{self.missing} records missing below the signed head of {self.head_size} records "
+        records = "record" if self.missing == 1 else "records"
+        return LogTruncated(f"{self.missing} {records} missing below the signed head of {self.head_size} records "
                             f"(the log holds {self.found_size})", segment=segment, offset=offset,
                             missing=self.missing, head_size=self.head_size, found_size=self.found_size)
 
