@@ -22,6 +22,8 @@ HANDLERS: dict[str, str] = {
     "verify-export": "agent.ledger.tool:verify_export_command",
     "ledger verify": "agent.ledger.tool:verify_command",
     "ledger export": "agent.ledger.tool:export_command",
+    "rig run": "agent.rig.cli:rig_run_command",
+    "rig soak": "agent.rig.cli:rig_soak_command",
 }
 
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--at2-pty-link", help="symlink for a second AT port (another client, e.g. a rogue one)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--ttff", type=float, default=5.0, help="seconds to first fix after GNSS on (default 5)")
+    sim.add_argument("--scenario", help="play this scenario file's modem events on the ptys (docs/rig.md)")
 
     demo = commands.add_parser("demo", help="bounded end-to-end run on the built-in simulator")
     demo.add_argument("--json", action="store_true", help="print JSON lines instead of text")
@@ -67,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_export.add_argument("--state-dir", required=True)
     ledger_export.add_argument("--out", required=True)
     ledger_export.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
+
+    rig = commands.add_parser("rig", help="HIL rig: fault scenarios and the soak (docs/rig.md)")
+    rig_commands = rig.add_subparsers(dest="rig_command", required=True, metavar="RIG_COMMAND")
+    rig_run = rig_commands.add_parser("run", help="play scenario files end to end on the simulator")
+    rig_run.add_argument("files", nargs="+", metavar="FILE", help="scenario TOML file")
+    rig_run.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML result here")
+    rig_soak = rig_commands.add_parser("soak", help="random scenarios, kills and reboots; a reliability table")
+    rig_soak.add_argument("--minutes", type=float, required=True, help="how long to run")
+    rig_soak.add_argument("--seed", type=int, default=0, help="random seed: the same seed, the same run")
+    rig_soak.add_argument("--scenarios", metavar="DIR", help="scenario files to mix in (default: shipped ones)")
+    rig_soak.add_argument("--port", help="real module's AT port (not supported yet)")
+    rig_soak.add_argument("--nmea-port", help="real module's NMEA port (not supported yet)")
+    rig_soak.add_argument("--rogue-port", help="real module's second AT port (not supported yet)")
     return parser
 
 
@@ -74,6 +90,8 @@ def _handler_for(args: argparse.Namespace) -> Callable[[argparse.Namespace], int
     name = args.command
     if name == "ledger":
         name = f"ledger {args.ledger_command}"
+    if name == "rig":
+        name = f"rig {args.rig_command}"
     module_name, function_name = HANDLERS[name].split(":")
     function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), function_name)
     return function

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from agent.errors import AgentError, UsageError
 from agent.sim.modem import SimModem
@@ -20,6 +21,7 @@ def sim_command(args: argparse.Namespace) -> int:
     """Serve until a signal; prints ``<channel>: <path>`` per line first. Returns the exit code."""
     try:
         modem = SimModem(model=args.model, seed=args.seed, ttff_s=args.ttff)
+        args.loaded_scenario = _load_scenario(args.scenario) if getattr(args, "scenario", None) else None
     except (AgentError, ValueError) as exc:
         print(f"privacy-agent sim: {exc}", file=sys.stderr)
         return 2
@@ -53,6 +55,8 @@ def _serve(modem: SimModem, args: argparse.Namespace, stop: threading.Event) -> 
             for channel, path in links.items():
                 print(f"{channel}: {path}")
             sys.stdout.flush()
+            if args.loaded_scenario is not None:
+                _play_scenario(args.loaded_scenario, modem, stop)
             while not stop.wait(1.0):
                 pass
         finally:
@@ -63,3 +67,18 @@ def _serve(modem: SimModem, args: argparse.Namespace, stop: threading.Event) -> 
 def _links(args: argparse.Namespace, tmp: Path) -> dict[str, str | Path]:
     given = {"at": args.pty_link, "at2": args.at2_pty_link, "nmea": args.nmea_pty_link}
     return {channel: Path(path) if path else tmp / _DEFAULT_NAMES[channel] for channel, path in given.items()}
+
+
+def _load_scenario(path: str) -> Any:
+    """``--scenario FILE``, checked before any pty exists (a bad file is a usage error, exit 2)."""
+    from agent.rig.loader import load_scenario
+
+    return load_scenario(Path(path))
+
+
+def _play_scenario(scenario: Any, modem: SimModem, stop: threading.Event) -> None:
+    """The scenario's modem events, in real time, before serving on until signalled."""
+    from agent.rig.cli import play_modem_events
+
+    if play_modem_events(scenario, modem, stop):
+        print("scenario done", flush=True)
