@@ -52,12 +52,23 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalFeedConfig:
+    """``[local_feed]``: the privacy-filtered NMEA feed for programs on the gateway (see docs/local-feed.md)."""
+
+    link: Path
+    purpose: str
+    gpsd_json: tuple[str, int] | None = None  # (loopback host, port)
+    buffer_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     modem: ModemConfig
     state: StateConfig = StateConfig()
     control: ControlConfig = ControlConfig()
     ledger: LedgerSettings = LedgerSettings()
     policy: Policy = EMPTY_POLICY  # no purposes: nothing is ever uploaded
+    local_feed: LocalFeedConfig | None = None  # no [local_feed]: no local reader gets anything
 
 
 # section -> key -> (accepted types, check, description for errors)
@@ -81,6 +92,12 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "retention_days": ((int,), "days, 0 (keep) to 36500"),
         "witness": ((str,), "the name of a [[sink]] to publish signed ledger heads to"),
     },
+    "local_feed": {
+        "link": ((str,), "an absolute path for the feed's pty symlink"),
+        "purpose": ((str,), "the name of a [[purpose]] whose precision the feed gives"),
+        "gpsd_json": ((str,), "a loopback address and port such as 127.0.0.1:2947"),
+        "buffer_bytes": ((int,), "bytes held for a slow reader, 1024 to 16777216"),
+    },
 }
 
 _RANGES: dict[tuple[str, str], tuple[float, float]] = {
@@ -90,6 +107,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("ledger", "checkpoint_every"): (1, 1_000_000),
     ("ledger", "checkpoint_interval_s"): (1, 86400),
     ("ledger", "retention_days"): (0, 36500),
+    ("local_feed", "buffer_bytes"): (1024, 16 * 1024 * 1024),
 }
 
 
@@ -166,7 +184,41 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
     witness = config.ledger.witness
     if witness is not None and config.policy.sink(witness) is None:
         raise ConfigError(f"{source}: [ledger] witness names no [[sink]] ({witness!r})")
+    if "local_feed" in raw:
+        config = replace(config, local_feed=_local_feed(raw["local_feed"], config.policy, source))
     return config
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _local_feed(table: dict[str, Any], policy: Policy, source: str) -> LocalFeedConfig:
+    """``[local_feed]``: link and purpose are required; the purpose must be one that may carry location."""
+    for key in ("link", "purpose"):
+        if key not in table:
+            raise ConfigError(f"{source}: [local_feed] {key} is required")
+    purpose = policy.purpose(table["purpose"])
+    if purpose is None:
+        raise ConfigError(f"{source}: [local_feed] purpose names no [[purpose]]")
+    if purpose.is_exception:
+        raise ConfigError(f"{source}: [local_feed] purpose is an exception purpose, which never carries location")
+    gpsd_json = None
+    if "gpsd_json" in table:
+        gpsd_json = _loopback_address(table["gpsd_json"], source)
+    return LocalFeedConfig(link=_absolute(table["link"], DEFAULT_STATE_DIR, source, "[local_feed] link"),
+                           purpose=purpose.name, gpsd_json=gpsd_json,
+                           buffer_bytes=int(table.get("buffer_bytes", 65536)))
+
+
+def _loopback_address(value: str, source: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) on loopback only: the feed is for this device's programs."""
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(f"{source}: [local_feed] gpsd_json must end in a port number 1 to 65535")
+    if host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{source}: [local_feed] gpsd_json must listen on loopback (127.0.0.1, ::1, localhost)")
+    return host, int(port_text)
 
 
 def _policy(raw: dict[str, Any], source: str) -> Policy:

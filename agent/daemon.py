@@ -29,6 +29,7 @@ from agent.control import ControlServer, Peer, Request, check_socket_free
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig, Record
+from agent.local_feed import LocalFeed, build_local_feed
 from agent.model import CellInfo, Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
 from agent.quectel import commands, responses
@@ -602,6 +603,13 @@ class Agent:
                                   record_incident=self.supervisor.record_incident)
         self.supervisor.fix_listeners.append(self.uploads.pipeline.on_fix)
         self.supervisor.on_identified = self.uploads.learn_identifiers
+        self.local_feed: LocalFeed | None = None  # [local_feed]: filtered NMEA for programs on this device
+        if config.local_feed is not None:
+            pipeline = self.uploads.pipeline
+            self.local_feed = build_local_feed(config.local_feed, config.policy, self.ledger, clock=clock,
+                                               local_decision=pipeline.local_decision,
+                                               coarsener=lambda: pipeline.coarsener)
+            self.supervisor.fix_listeners.append(self.local_feed.on_fix)
         self.control = ControlServer(config.control.socket, self.handle, group=config.control.group)
 
     def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
@@ -611,6 +619,8 @@ class Agent:
         return self.supervisor.handle(request, peer)
 
     def start(self) -> None:
+        if self.local_feed is not None:
+            self.local_feed.start()  # first: a link path it may not take stops the start before the modem is touched
         self.supervisor.start()  # gate closed, reconcile queued before the port even opens
         self.session.start()
         self.uploads.start()
@@ -619,6 +629,8 @@ class Agent:
     def stop(self) -> None:
         self.control.stop()
         self.supervisor.stop()
+        if self.local_feed is not None:
+            self.local_feed.stop()
         self.uploads.stop()
         self.session.close()
         self.ledger.close()

@@ -45,6 +45,7 @@ from agent.privacy.consent import ConsentChange, Consents
 from agent.privacy.deidentify import deidentify, serialize
 from agent.privacy.gate import Decision, DecisionLog, decide
 from agent.privacy.leakcheck import LeakCheck
+from agent.privacy.local_gate import decide_local
 from agent.privacy.policy import Policy, Purpose
 from agent.privacy.pseudonym import epoch_of, pseudonym
 from agent.spool import Message, Spool
@@ -181,6 +182,22 @@ class Pipeline:
             for purpose_name, access in self._access.items():
                 self._write_access(purpose_name, access)
             self._access.clear()
+
+    # -- readers on the device (the local NMEA feed) -------------------------------------------------------------
+    def local_decision(self, purpose_name: str) -> Decision:
+        """May a local reader get location for this purpose now? The gate without the recipient's rules
+        (:func:`agent.privacy.local_gate.decide_local`); not logged here (the feed counts its refusals).
+
+        Without the pipeline's lock, which an upload holds across the spool's fsync: the feed asks before every
+        write, and reading the consents is one dictionary lookup, atomic under the GIL."""
+        switch_on, observed_known = self._gate_state()
+        return decide_local(switch_on=switch_on, observed_known=observed_known, policy=self.policy,
+                            purpose_name=purpose_name, consents=self.consents)
+
+    @property
+    def coarsener(self) -> Coarsener:
+        """The coarsener keyed by the current device secret (a new one after ``identity reset``)."""
+        return self._coarsener
 
     # -- the uploader's callbacks (worker threads) --------------------------------------------------------------
     def may_send(self, message: Message) -> bool:

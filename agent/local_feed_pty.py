@@ -1,0 +1,184 @@
+"""The local feed's pty (adapter): a pseudo-terminal behind a stable symlink that any program opens like a GNSS
+receiver's tty (gpsd: ``gpsd -n /run/privacy-agent/nmea``).
+
+One thread owns the master side. Sentences wait in a :class:`~agent.local_feed.DropOldestBuffer` and are written
+without ever blocking (the master is non-blocking): a reader that stops reading, or no reader at all, costs at most
+``buffer_bytes`` of memory, and the oldest sentences are dropped and counted. Before every write the feed is asked
+whether anything may flow; when not, the buffer and the kernel's queue to the reader are thrown away. Whatever a
+reader writes (gpsd's probes) is read and discarded: it never reaches the modem.
+
+The link is placed only where nothing is, or over a stale link into ``/dev/pts/`` (a previous run's), and removed
+at stop only if it still points at this pty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import stat
+import termios
+import threading
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.bounded_buffer import DropOldestBuffer
+from agent.errors import TransportError, UsageError
+from agent.nmea.writer import FeedEpoch
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 1.0  # the thread's longest sleep while nothing is pending (stop is signalled through a pipe)
+
+
+class PtyOutput:
+    def __init__(self, link: Path, *, buffer_bytes: int, may_flow: Callable[[], bool]) -> None:
+        self.link = link
+        self._may_flow = may_flow
+        self._buffer = DropOldestBuffer(buffer_bytes)
+        self._lock = threading.Lock()
+        self._master = self._slave = -1
+        self._wake_r = self._wake_w = -1
+        self._name = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written_bytes = 0
+        self.discarded_bytes = 0
+
+    @property
+    def pty_name(self) -> str:
+        return self._name
+
+    def start(self) -> None:
+        stale = _check_link_path(self.link)
+        master, slave = os.openpty()
+        try:
+            tty.setraw(slave)  # bytes pass unchanged: no echo, no CR/LF translation, like a USB serial port
+            tty.setraw(master)
+            os.set_blocking(master, False)
+            self._name = os.ttyname(slave)
+            _place_link(self.link, self._name, stale)
+        except BaseException:
+            for fd in (master, slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            raise
+        # The slave stays open here too, so the master never sees a hang-up between two readers.
+        self._master, self._slave = master, slave
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="local-feed-pty", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        with contextlib.suppress(OSError):
+            if self.link.is_symlink() and os.readlink(self.link) == self._name:
+                self.link.unlink()
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = self._wake_r = self._wake_w = -1
+
+    def send(self, epoch: FeedEpoch, nmea: bytes) -> None:
+        with self._lock:
+            self._buffer.push(nmea)
+        self._wake()
+
+    def discard(self) -> None:
+        with self._lock:
+            thrown = self._buffer.clear()
+            self.discarded_bytes += thrown
+        if self._master >= 0:
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcflush(self._master, termios.TCOFLUSH)  # what the reader has not read yet, too
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"output": "pty", "link": str(self.link), "written_bytes": self.written_bytes,
+                    "pending_bytes": self._buffer.size, "dropped_bytes": self._buffer.dropped_bytes,
+                    "dropped_sentences": self._buffer.dropped_chunks, "discarded_bytes": self.discarded_bytes}
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"w")
+
+    def _run(self) -> None:
+        master, wake = self._master, self._wake_r
+        while not self._stop.is_set():
+            with self._lock:
+                pending = bool(self._buffer)
+            try:
+                readable, writable, _ = select.select([master, wake], [master] if pending else [], [], IDLE_WAIT_S)
+            except (OSError, ValueError):
+                return
+            if wake in readable:
+                with contextlib.suppress(OSError):
+                    os.read(wake, 4096)
+            if master in readable:
+                with contextlib.suppress(OSError):
+                    os.read(master, 4096)  # a reader's own writes (gpsd's probes): never forwarded
+            if master in writable:
+                self._write_pending(master)
+
+    def _write_pending(self, master: int) -> None:
+        if not self._may_flow():
+            self.discard()
+            return
+        with self._lock:
+            data = self._buffer.pending()
+            try:
+                written = os.write(master, data)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("local feed pty write failed: %s", exc.strerror or exc)
+                return
+            self._buffer.consume(written)
+            self.written_bytes += written
+
+
+def _check_link_path(path: Path) -> str | None:
+    """Refuse a link path the feed may not take; the target of the stale pty link found there, if any."""
+    if not path.is_absolute():
+        raise UsageError("the local feed link must be an absolute path", link=str(path))
+    if not path.parent.is_dir():
+        raise UsageError("the directory for the local feed link does not exist", link=str(path))
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TransportError(f"cannot check the local feed link: {exc.strerror or exc}", link=str(path)) from exc
+    if not stat.S_ISLNK(mode):
+        raise UsageError("refusing to replace a file that is not a symlink with the local feed link", link=str(path))
+    target = os.readlink(path)
+    if os.path.dirname(target) != "/dev/pts" or os.path.normpath(target) != target or os.path.lexists(target):
+        raise UsageError("refusing to replace a symlink that is not a stale pty link", link=str(path))
+    return target
+
+
+def _place_link(path: Path, target: str, stale: str | None) -> None:
+    try:
+        if stale is not None:
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                if temporary.is_symlink():
+                    temporary.unlink()
+            os.symlink(target, temporary)
+            os.replace(temporary, path)
+        else:
+            os.symlink(target, path)
+    except FileExistsError:
+        raise UsageError("refusing to replace what appeared at the local feed link path", link=str(path)) from None
+    except OSError as exc:
+        raise TransportError(f"cannot create the local feed link: {exc.strerror or exc}", link=str(path)) from exc
