@@ -21,9 +21,9 @@ Exit codes: 0 done (for ``location on|off``: confirmed by the modem), 1 refused,
 reason is printed; an unconfirmed change stays recorded and is enforced when the modem answers), 2 usage error,
 3 agent unreachable.
 
-This is what people type, so it starts fast: it imports only the few standard modules it needs and
-:mod:`agent.control_wire` (the client half of the socket, standard library only), and speaks the control
-protocol of :mod:`agent.control` (one JSON line each way) instead of importing the agent.
+This is what people type, so it starts fast: it imports only the few standard modules it needs and the one
+client of the control socket (:mod:`agent.control_client`, with the pure protocol of
+:mod:`agent.control_protocol`, whose argument checks it shares), instead of importing the agent.
 """
 
 from __future__ import annotations
@@ -35,15 +35,16 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from agent.control_wire import PURPOSE, PURPOSE_RULE, ReplyTooLarge, exchange
+from agent.control_client import request
+from agent.control_protocol import check_purpose, check_region, check_wait_seconds
+from agent.errors import AgentError, AgentUnreachable, UsageError
 
 DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
 SOCKET_ENV = "PRIVACY_AGENT_SOCKET"
 READ_TIMEOUT_S = 15.0
-MAX_WAIT_S = 60.0
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -132,29 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _wait_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a number of seconds") from None
-    if not 0 <= value <= MAX_WAIT_S:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_WAIT_S:g}")
-    return value
+def _checked(check: Callable[[str, Any], Any], name: str) -> Callable[[str], Any]:
+    """An argparse type from one of the protocol's argument checks: the same rule on both sides."""
+    def parse(text: str) -> Any:
+        value: Any = text
+        if check is check_wait_seconds:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError("must be a number of seconds") from None
+        try:
+            return check(name, value)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix(f"'{name}' ")) from None
+    return parse
 
 
-def _purpose(text: str) -> str:
-    if not PURPOSE.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"must be {PURPOSE_RULE}")
-    return text
-
-
-_REGION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
-
-
-def _region(text: str) -> str:
-    if not _REGION.fullmatch(text):
-        raise argparse.ArgumentTypeError("must be an upper-case region code such as CN or EU")
-    return text
+_wait_seconds = _checked(check_wait_seconds, "wait")
+_purpose = _checked(check_purpose, "purpose")
+_region = _checked(check_region, "region")
 
 
 _AGE = re.compile(r"(\d{1,6})([smhd])")
@@ -224,31 +221,13 @@ def socket_path(args: argparse.Namespace, environ: dict[str, str] | os._Environ[
 # -- protocol (the client half of agent.control) ---------------------------------------------------------
 
 def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Send one request; the result object, or Refused / Unreachable."""
-    line = json.dumps({"v": 1, "op": op, "args": args}).encode("ascii") + b"\n"
+    """Send one request through the one client; the result object, or Refused / Unreachable."""
     try:
-        reply = exchange(path, line, timeout_s)
-    except TimeoutError:
-        raise Unreachable(f"no reply from the agent within {timeout_s:g} s") from None
-    except (EOFError, ReplyTooLarge) as exc:
-        raise Refused("ControlError", str(exc)) from None
-    except OSError as exc:
-        raise Unreachable(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
-    return _decode(reply)
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    try:
-        reply = json.loads(line)
-    except (ValueError, RecursionError):
-        raise Refused("ControlError", "the agent sent a reply that is not JSON") from None
-    result = reply.get("result") if isinstance(reply, dict) else None
-    if isinstance(result, dict) and reply.get("ok") is True:
-        return result
-    error = reply.get("error") if isinstance(reply, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        raise Refused(str(error.get("kind") or "ControlError"), error["message"])
-    raise Refused("ControlError", "the agent sent a malformed reply")
+        return request(path, op, args, timeout_s)
+    except AgentUnreachable as exc:
+        raise Unreachable(exc.message) from None
+    except AgentError as exc:
+        raise Refused(type(exc).__name__, exc.message) from None
 
 
 # -- human output ----------------------------------------------------------------------------------------

@@ -1,12 +1,6 @@
-"""The control socket: the only module that touches control sockets (service layer).
-
-Wire format (one request per connection, one JSON object per line, UTF-8)::
-
-    -> {"v": 1, "op": "location.off", "args": {"wait_s": 10}}
-    <- {"ok": true, "result": {...}}
-    <- {"ok": false, "error": {"kind": "PermissionDenied", "message": "..."}}
-
-``kind`` is the class name of the :mod:`agent.errors` exception that refused the request.
+"""The control socket: the only module that touches control sockets (adapter: the threaded server, reading the
+kernel's peer credentials, and the client helper). The protocol itself (wire format, op table, argument checks,
+authorisation, slots) is the pure :mod:`agent.control_protocol`; its names are re-exported here.
 
 Public API::
 
@@ -24,12 +18,7 @@ Public API::
     read_request(line, peer, *, group_gid, server_uid) -> Request   # what the server does with a line
     parse_request(line) -> Request; authorize(op, peer, ...); Slots; encode_result(...); encode_error(...)
 
-Who may do what: anyone who can connect (socket mode 0660, so the owner and the group) may send read ops;
-mutating ops need uid 0, the uid the server runs as (it can already do anything the agent can), or membership
-of the configured group. Everything a client sends is checked here, before the handler runs, in this order:
-framing, size, JSON (a key given twice, at any depth, is refused: the last one would silently win), the
-envelope (fields, version, a known op), then the peer's right to that op, and only then the op's arguments,
-so a peer learns nothing about the arguments of an op it may not run.
+Everything a client sends is checked before the handler runs (see :mod:`agent.control_protocol` for the order).
 
 Nothing a client sends can crash, wedge or lock the server. The peer's credentials are read from the kernel
 at accept, before the connection counts against any limit, and then (see :class:`Slots`):
@@ -51,347 +40,48 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import json
 import logging
-import math
 import os
-import re
 import selectors
 import socket
 import stat
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from agent import errors
-from agent.control_wire import PURPOSE, PURPOSE_RULE, ReplyTooLarge, exchange
+from agent.control_client import request
+from agent.control_protocol import (
+    MUTATING_OPS,
+    OP_TABLE,
+    OPS,
+    READ_OPS,
+    Handler,
+    OpSpec,
+    Peer,
+    Request,
+    Slots,
+    encode_error,
+    encode_result,
+    parse_request,
+    parse_status_groups,
+    read_request,
+)
 from agent.errors import (
     AgentBusy,
     AgentError,
-    AgentUnreachable,
     ConfigError,
     ControlError,
-    PermissionDenied,
-    UsageError,
 )
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-MAX_WAIT_S = 60.0
-DEFAULT_WAIT_S = 10.0
-
-_MAX_PATH_CHARS = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """The process on the other end of a connection, as the kernel reports it."""
-
-    pid: int
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A request that passed validation: a known op with well-typed arguments."""
-
-    op: str
-    args: Mapping[str, Any] = field(default_factory=dict)
-    version: int = PROTOCOL_VERSION
-
-
-Handler = Callable[[Request, Peer], dict[str, Any]]
-ArgCheck = Callable[[str, Any], Any]  # (name, value as sent) -> the value the handler gets; UsageError if bad
-
-
-# -- argument checks (one per kind of argument) --------------------------------------------------------
-
-def _wait_seconds(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or \
-            (isinstance(value, float) and not math.isfinite(value)):
-        raise UsageError(f"'{key}' must be a number of seconds")
-    if not 0 <= value <= MAX_WAIT_S:  # compared as given: a huge integer has no float
-        raise UsageError(f"'{key}' must be between 0 and {MAX_WAIT_S:g} seconds")
-    return float(value)
-
-
-def _purpose(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not PURPOSE.fullmatch(value):
-        raise UsageError(f"'{key}' must be {PURPOSE_RULE}")
-    return value
-
-
-def _path_text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or "\0" in value or len(value) > _MAX_PATH_CHARS:
-        raise UsageError(f"'{key}' must be a non-empty path")
-    if not value.startswith("/"):
-        raise UsageError(f"'{key}' must be an absolute path")
-    return value
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(f"'{key}' must be true or false")
-    return value
-
-
-_MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the ledger's last representable time
-
-
-def _time_ms(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TIME_MS:
-        raise UsageError(f"'{key}' must be a time in milliseconds since 1970 (up to year 9999)")
-    return value
-
-
-_REGION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
-
-
-def _region(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _REGION.fullmatch(value):
-        raise UsageError(f"'{key}' must be an upper-case region code such as CN or EU")
-    return value
-
-
-# -- the op table: to add an op, add a line here (and serve it in the handler) -------------------------
-
-@dataclass(frozen=True, slots=True)
-class OpSpec:
-    """One op: whether it changes the agent's state (then it needs privilege), and the arguments it takes."""
-
-    mutating: bool
-    args: Mapping[str, ArgCheck] = field(default_factory=dict)
-    required: frozenset[str] = frozenset()
-
-
-OP_TABLE: dict[str, OpSpec] = {
-    "status": OpSpec(mutating=False),
-    "location.status": OpSpec(mutating=False, args={"check": _flag, "wait_s": _wait_seconds}),
-    "policy.show": OpSpec(mutating=False),
-    "incidents": OpSpec(mutating=False, args={"since_ms": _time_ms}),
-    "consent.list": OpSpec(mutating=False),
-    "log.verify": OpSpec(mutating=False),
-    "uploads": OpSpec(mutating=False, args={"since_ms": _time_ms, "purpose": _purpose, "failed": _flag}),
-    "why": OpSpec(mutating=False, args={"purpose": _purpose}),
-    "location.on": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
-    "location.off": OpSpec(mutating=True, args={"wait_s": _wait_seconds}),
-    "consent.grant": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
-    "consent.withdraw": OpSpec(mutating=True, args={"purpose": _purpose}, required=frozenset({"purpose"})),
-    "consent.cross_border": OpSpec(mutating=True, args={"region": _region, "granted": _flag},
-                                   required=frozenset({"region", "granted"})),
-    "consent.guardian": OpSpec(mutating=True, args={"granted": _flag}, required=frozenset({"granted"})),
-    "identity.reset": OpSpec(mutating=True),
-    "export": OpSpec(mutating=True, args={"out": _path_text}, required=frozenset({"out"})),
-    "erase": OpSpec(mutating=True, args={"all": _flag}),
-}
-
-OPS: frozenset[str] = frozenset(OP_TABLE)
-READ_OPS: frozenset[str] = frozenset(op for op, spec in OP_TABLE.items() if not spec.mutating)
-MUTATING_OPS: frozenset[str] = OPS - READ_OPS
-
-
-# -- pure core: parsing, validation, authorisation, encoding -------------------------------------------
-
-def read_request(line: bytes, peer: Peer, *, group_gid: int | None, server_uid: int) -> Request:
-    """What the server does with a request line: the envelope, then the peer's right to the op, then the
-    op's arguments. Raises UsageError, ControlError or PermissionDenied naming the problem."""
-    op, raw_args = parse_envelope(line)
-    authorize(op, peer, group_gid=group_gid, server_uid=server_uid)
-    return Request(op=op, args=check_args(op, raw_args))
-
-
-def parse_request(line: bytes) -> Request:
-    """Decode and validate one request line, without credentials; raises UsageError or ControlError."""
-    op, raw_args = parse_envelope(line)
-    return Request(op=op, args=check_args(op, raw_args))
-
-
-def parse_envelope(line: bytes) -> tuple[str, Any]:
-    """The op (known) and the arguments exactly as sent (unchecked) of one request line."""
-    message = _decode_json(line)
-    if not isinstance(message, dict):
-        raise ControlError("request must be a JSON object")
-    unknown = sorted(set(message) - {"v", "op", "args"})
-    if unknown:
-        raise ControlError(f"request has unknown fields: {', '.join(_clip(key) for key in unknown)}")
-    version = message.get("v")
-    if type(version) is not int or version != PROTOCOL_VERSION:
-        raise ControlError(f"request version must be {PROTOCOL_VERSION}")
-    op = message.get("op")
-    if not isinstance(op, str):
-        raise ControlError("request 'op' must be a string")
-    if op not in OP_TABLE:
-        raise UsageError(f"unknown op '{_clip(op)}'")
-    return op, message.get("args")
-
-
-def _decode_json(line: bytes) -> Any:
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ControlError("request is not UTF-8") from None
-    try:
-        return json.loads(text, object_pairs_hook=_object_without_repeats)
-    except json.JSONDecodeError:
-        raise ControlError("request is not valid JSON") from None
-    except RecursionError:
-        raise ControlError("request is nested too deeply") from None
-    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
-        raise ControlError("request holds a number too long to read") from None
-
-
-def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys: {"op":"status","op":"location.on"} would run location.on.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ControlError(f"request repeats the key '{_clip(key)}'")
-        result[key] = value
-    return result
-
-
-def check_args(op: str, args: Any) -> dict[str, Any]:
-    """The arguments of a known op, checked and converted; raises UsageError naming the problem."""
-    if args is None:
-        args = {}
-    if not isinstance(args, dict):
-        raise UsageError("request 'args' must be a JSON object")
-    spec = OP_TABLE[op]
-    unknown = sorted(set(args) - set(spec.args))
-    if unknown:
-        raise UsageError(f"op '{op}' does not take: {', '.join(_clip(key) for key in unknown)}")
-    missing = sorted(spec.required - set(args))
-    if missing:
-        raise UsageError(f"op '{op}' needs: {', '.join(missing)}")
-    return {key: spec.args[key](key, value) for key, value in args.items()}
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """Echo a client-sent name in an error safely: printable and short."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
-def is_privileged(peer: Peer, server_uid: int) -> bool:
-    """Root, or the uid the agent runs as: it can already do anything the agent can."""
-    return peer.uid in (0, server_uid)
-
-
-def authorize(op: str, peer: Peer, *, group_gid: int | None, server_uid: int) -> None:
-    """Raise PermissionDenied unless ``peer`` may send ``op`` (a known op)."""
-    if not OP_TABLE[op].mutating or is_privileged(peer, server_uid):
-        return
-    if group_gid is not None and (peer.gid == group_gid or group_gid in peer.groups):
-        return
-    who = "root or members of the agent's control group" if group_gid is not None else "root"
-    raise PermissionDenied(f"'{op}' changes the agent's state; only {who} may do that", uid=peer.uid)
-
-
-def encode_result(result: Mapping[str, Any]) -> bytes:
-    return _line({"ok": True, "result": result})
-
-
-def encode_error(exc: AgentError) -> bytes:
-    return _line({"ok": False, "error": {"kind": type(exc).__name__, "message": str(exc)}})
-
-
-def _line(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
-
-
-def decode_reply(line: bytes) -> dict[str, Any]:
-    """The result of a reply line, or the AgentError it carries, raised."""
-    try:
-        reply = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ControlError("the agent sent a reply that is not JSON") from None
-    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-        raise ControlError("the agent sent a malformed reply")
-    if reply["ok"]:
-        result = reply.get("result")
-        if not isinstance(result, dict):
-            raise ControlError("the agent sent a reply without a result object")
-        return result
-    raise error_from_reply(reply.get("error"))
-
-
-def error_from_reply(error: Any) -> AgentError:
-    """Rebuild the exception a reply carries (ControlError when the kind is unknown)."""
-    if not isinstance(error, dict):
-        return ControlError("the agent refused the request without saying why")
-    kind, message = error.get("kind"), error.get("message")
-    text = message if isinstance(message, str) else "the agent refused the request"
-    cls = getattr(errors, kind, None) if isinstance(kind, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, AgentError)) or cls in _NEEDS_EXTRA_ARGS:
-        cls = ControlError
-    return cls(text)
-
-
-_NEEDS_EXTRA_ARGS: frozenset[type] = frozenset({errors.ProtocolError, errors.LogCorrupt})
-
-
-# -- connection slots (pure bookkeeping) ---------------------------------------------------------------
-
-class Slots:
-    """Who holds how many connection slots; the server calls it under its lock.
-
-    An unprivileged uid takes a slot only while fewer than ``shared`` are held in all and it holds fewer
-    than ``per_uid`` itself. Root and the agent's own uid (``privileged_uids``) take one while fewer than
-    ``shared + reserved`` are held, so at least ``reserved`` slots are always left for them, whatever the
-    others hold. :meth:`take` answers with the time the new connection has to send its request line.
-    """
-
-    def __init__(self, *, shared: int, per_uid: int, reserved: int, privileged_uids: frozenset[int],
-                 read_timeout_s: float, crowded_read_timeout_s: float) -> None:
-        if shared < 1 or per_uid < 1 or reserved < 1:
-            raise ValueError("need at least one shared slot, one slot per uid and one reserved slot")
-        if read_timeout_s <= 0 or crowded_read_timeout_s <= 0:
-            raise ValueError("read timeouts must be positive")
-        self._shared = shared
-        self._per_uid = per_uid
-        self._reserved = reserved
-        self._privileged_uids = privileged_uids
-        self._read_timeout_s = read_timeout_s
-        self._crowded_read_timeout_s = min(crowded_read_timeout_s, read_timeout_s)
-        self._held: dict[int, int] = {}
-
-    @property
-    def held(self) -> int:
-        return sum(self._held.values())
-
-    def held_by(self, uid: int) -> int:
-        return self._held.get(uid, 0)
-
-    def take(self, uid: int) -> float | None:
-        """A slot for ``uid``: its read deadline in seconds, or None when it must be told "busy"."""
-        already = self.held_by(uid)
-        if uid in self._privileged_uids:
-            if self.held >= self._shared + self._reserved:
-                return None
-            timeout_s = self._read_timeout_s
-        else:
-            if self.held >= self._shared or already >= self._per_uid:
-                return None
-            timeout_s = self._read_timeout_s if already == 0 else self._crowded_read_timeout_s
-        self._held[uid] = already + 1
-        return timeout_s
-
-    def give_back(self, uid: int) -> None:
-        left = self.held_by(uid) - 1
-        if left < 0:
-            raise ValueError("gave back a slot that was not taken")
-        if left:
-            self._held[uid] = left
-        else:
-            del self._held[uid]
-
+__all__ = [
+    "MUTATING_OPS", "OPS", "OP_TABLE", "READ_OPS", "ControlServer", "Handler", "OpSpec", "Peer", "Request", "Slots",
+    "check_socket_free", "encode_error", "encode_result", "parse_request", "read_peer_credentials", "read_request",
+    "request",
+]
 
 # -- peer credentials (kernel) -------------------------------------------------------------------------
 
@@ -426,13 +116,6 @@ def proc_status_groups(pid: int) -> tuple[int, ...]:
     except OSError:
         return ()
     return parse_status_groups(text)
-
-
-def parse_status_groups(text: str) -> tuple[int, ...]:
-    for line in text.splitlines():
-        if line.startswith("Groups:"):
-            return tuple(int(word) for word in line.split()[1:] if word.isdigit())
-    return ()
 
 
 # -- the server (adapter) ------------------------------------------------------------------------------
@@ -744,25 +427,6 @@ def _drain_before_close(conn: socket.socket) -> None:
 
 
 # -- client --------------------------------------------------------------------------------------------
-
-def request(path: Path, op: str, args: Mapping[str, Any] | None = None,
-            timeout_s: float = 15.0) -> dict[str, Any]:
-    """Send one request and return its result; raises the AgentError the agent replied with.
-
-    AgentUnreachable when there is no socket, nobody listens, or no reply arrives within ``timeout_s``.
-    """
-    line = _line({"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})})
-    try:
-        reply = exchange(str(path), line, timeout_s)
-    except TimeoutError:
-        raise AgentUnreachable(f"no reply from the agent within {timeout_s:g} s", socket=str(path)) from None
-    except (EOFError, ReplyTooLarge) as exc:
-        raise ControlError(str(exc)) from None
-    except OSError as exc:
-        raise AgentUnreachable(f"cannot reach the agent: {exc.strerror or 'connection failed'}",
-                               socket=str(path)) from exc
-    return decode_reply(reply)
-
 
 def check_socket_free(path: Path) -> None:
     """Refuse when an agent already answers on ``path`` or it is not a socket; writes nothing (a stale socket

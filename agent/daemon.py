@@ -26,6 +26,7 @@ from agent import systemd, transport
 from agent.at import Command, Response
 from agent.config import Config
 from agent.control import ControlServer, Peer, Request, check_socket_free
+from agent.control_protocol import MAX_WAIT_S
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
 from agent.ledger import Ledger, LedgerConfig, Record
@@ -47,7 +48,6 @@ from agent.upload_path import UploadPath
 
 log = logging.getLogger("privacy-agent")
 
-MAX_WAIT_S = 60.0
 FULL_RECONCILE_S = 60.0  # the whole off/on sequence (autogps, outport, +CREG) at least this often
 NMEA_WHILE_OFF = "nmea-while-off"
 

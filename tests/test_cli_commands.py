@@ -121,17 +121,26 @@ def test_environment_socket_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 # -- replies -------------------------------------------------------------------------------------------
 
-def test_an_error_reply_becomes_refused_with_its_kind() -> None:
+def reply_from_agent(monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
+    """privacyctl's one client, answered with ``raw`` as if the agent had sent it."""
+    from agent import control_client
+
+    monkeypatch.setattr(control_client, "exchange", lambda path, line, timeout_s: raw)
+
+
+def test_an_error_reply_becomes_refused_with_its_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply_from_agent(monkeypatch, b'{"ok": false, "error": {"kind": "PermissionDenied", "message": "only root"}}')
     with pytest.raises(cli.Refused) as caught:
-        cli._decode(b'{"ok": false, "error": {"kind": "PermissionDenied", "message": "only root"}}')
+        cli.call("/unused.sock", "status", {}, 1.0)
     assert (caught.value.kind, caught.value.message) == ("PermissionDenied", "only root")
 
 
 @pytest.mark.parametrize("raw", [b"", b"garbage", b"[]", b'{"ok": true}', b'{"ok": false, "error": {}}',
                                  b'{"ok": true, "result": []}', b"\xff", b"[" * 200_000])
-def test_malformed_replies_are_refusals_not_crashes(raw: bytes) -> None:
+def test_malformed_replies_are_refusals_not_crashes(monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
+    reply_from_agent(monkeypatch, raw)
     with pytest.raises(cli.Refused):
-        cli._decode(raw)
+        cli.call("/unused.sock", "status", {}, 1.0)
 
 
 @pytest.mark.parametrize("result", [

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent import control_wire, errors
-from agent.control import (
+from agent.control_protocol import (
     MUTATING_OPS,
     OP_TABLE,
     OPS,
@@ -189,7 +189,9 @@ def test_any_request_shaped_object_parses_or_raises_an_agent_error(message: dict
 def test_the_mutating_and_read_ops_split_every_op() -> None:
     assert MUTATING_OPS.isdisjoint(READ_OPS)
     assert {"location.on", "location.off", "erase", "export", "identity.reset"} <= MUTATING_OPS
-    assert {"status", "location.status", "incidents", "log.verify", "policy.show", "consent.list"} == READ_OPS
+    assert {"status", "location.status", "incidents", "log.verify", "policy.show", "consent.list", "uploads",
+            "why"} == READ_OPS
+    assert {"consent.grant", "consent.withdraw", "consent.cross_border", "consent.guardian"} <= MUTATING_OPS
 
 
 STRANGER = Peer(pid=10, uid=1234, gid=1234, groups=(1234, 20))
