@@ -142,6 +142,10 @@ class Supervisor:
 
     def check_ledger_loss(self) -> None:
         """Records missing below the newest signed head: an incident, and a notice in ``status``."""
+        if self._ledger.head_missing:
+            self._note("the ledger's head file was missing: records lost from the end of the log could not be "
+                       "ruled out (a new signed head was written)")
+            self.record_incident("ledger-head-missing", repaired=False)
         loss = self._ledger.truncation
         if loss is None:
             return

@@ -242,3 +242,25 @@ def test_a_planted_temporary_file_does_not_stop_desired_json_being_written(start
     second.request("location.on", wait_s=10)
     assert json.loads((second.state_dir / "desired.json").read_text())["location"] == "on"
     assert not (tmp_path / "elsewhere").exists()
+
+
+# -- item 3: a truncated log is noticed at start, and the switch fails closed ------------------------------------
+
+def test_a_truncated_ledger_is_an_incident_and_the_agent_starts_off(start_agent: Any) -> None:
+    first = start_agent(nmea=False)
+    first.request("location.on", wait_s=10)
+    first.request("location.off", wait_s=10)
+    first.request("location.on", wait_s=10)
+    stop(first)
+    segments = sorted((first.state_dir / "ledger").glob("*.seg")) or sorted(
+        path for path in (first.state_dir / "ledger").iterdir() if path.name.startswith("seg"))
+    last = segments[-1]
+    os.truncate(last, last.stat().st_size - 600)  # the last switch (on) and what followed are gone
+    second = start_agent(nmea=False)
+    kinds = [item["kind"] for item in second.request("incidents")["incidents"]]
+    assert "ledger-truncated" in kinds
+    status = second.request("status")
+    assert any("lost" in notice for notice in status["notices"])
+    assert status["location"]["desired"] == "off" and not second.modem.state.gnss_on
+    loss = next(item for item in second.request("incidents")["incidents"] if item["kind"] == "ledger-truncated")
+    assert loss["missing"] >= 1 and loss["head_size"] > loss["found_size"]
