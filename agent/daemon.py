@@ -95,7 +95,7 @@ class Supervisor:
         self._incident_count: int | None = None  # counted from the ledger when first asked
         self._incident_lock = threading.Lock()
         self.ready = threading.Event()
-        self.fix_listeners: list[Callable[[Fix], None]] = []
+        self.fix_listeners: list[Callable[[Fix], object]] = []
         self._fixes_seen = 0
         self.modem_info: ModemInfo | None = None
         self.guard: GuardLink | None = GuardLink(config.modem.guard_port) if config.modem.guard_port else None
@@ -279,6 +279,7 @@ class Supervisor:
             "observed_at": None if read_at is None else iso_utc(read_at),
             "observed_age_s": None if age is None else round(age, 1),
             "modem_connected": self._session.connected,
+            "paths": self.enforcer.path_labels(),
         }
 
     def gate_state(self) -> tuple[bool, bool]:
@@ -389,6 +390,9 @@ class Supervisor:
         self._last = outcome
         if outcome.drift:
             self._record_drift(outcome, reasons)
+        if outcome.observed.emergency:
+            self.record_incident("emergency-positioning", desired=desired.label, signal="+CME ERROR: 515",
+                                 enforced=outcome.enforced)
         if outcome.enforced and not self.ready.is_set():
             self.ready.set()
             systemd.notify("READY=1\nSTATUS=location " + desired.label + ", verified on the modem")

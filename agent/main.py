@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="decode an NMEA capture file into fixes (JSON lines)")
     replay.add_argument("capture", help="capture file (gpsd .log format: '#' comments, CRLF or LF)")
     replay.add_argument("--json", action="store_true", help="JSON lines (the default and only format for now)")
+    replay.add_argument("--purpose", metavar="NAME",
+                        help="dry run: what each fix would upload for this purpose of --config's policy, and why")
+    replay.add_argument("--config", metavar="FILE", help="the daemon's config, whose policy --purpose runs")
 
     verify_export = commands.add_parser("verify-export", help="check an export file offline")
     verify_export.add_argument("file", help="export zip file")

@@ -34,7 +34,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.errors import AgentError, StoreError, UsageError
 from agent.ledger import Ledger
@@ -54,6 +54,23 @@ log = logging.getLogger(__name__)
 
 GateState = Callable[[], tuple[bool, bool]]  # (switch on and verified, modem's state observed)
 IncidentSink = Callable[..., None]  # record_incident(kind, **facts)
+
+
+class Verdict(NamedTuple):
+    """What became of one fix for one purpose and sink: ``outcome`` is ``queued`` (with the exact ``body``), a
+    gate rule that refused it (``no-consent``, ``cross-border``...), ``same-bucket``, ``daily-cap`` or
+    ``leak-blocked``."""
+
+    purpose: str
+    sink: str
+    outcome: str
+    reason: str
+    body: bytes | None = None
+
+
+_QUEUED = "Every condition holds: de-identified, leak-checked and queued for the sink."
+_SAME_BUCKET = "This purpose already has a point in this time bucket; another would refine the time."
+_DAILY_CAP = "This pseudonym reached the purpose's points-per-day cap."
 
 
 @dataclass
@@ -101,16 +118,25 @@ class Pipeline:
         self._caps = {purpose.name: DailyCap(purpose.max_points_per_day) for purpose in self.policy.purposes}
 
     # -- the path of one fix (NMEA thread) ---------------------------------------------------------------------
-    def on_fix(self, fix: Fix) -> None:
+    def on_fix(self, fix: Fix) -> list[Verdict]:
+        """Take one fix through every purpose and sink; what happened to it, per purpose and sink."""
         if not fix.valid or fix.lat is None or fix.lon is None or fix.time is None:
-            return
+            return []
         now_ms = self._now_ms()
+        verdicts: list[Verdict] = []
         with self._lock:
             for purpose in self.policy.purposes:
-                allowed = [sink for sink in purpose.sinks if self._decide(purpose.name, sink, now_ms).allowed]
+                allowed = []
+                for sink in purpose.sinks:
+                    decision = self._decide(purpose.name, sink, now_ms)
+                    if decision.allowed:
+                        allowed.append(sink)
+                    else:
+                        verdicts.append(Verdict(purpose.name, sink, decision.rule, decision.reason))
                 if allowed:
                     self._note_access(purpose, now_ms)
-                    self._emit(purpose, allowed, fix, now_ms)
+                    verdicts += self._emit(purpose, allowed, fix, now_ms)
+        return verdicts
 
     def _decide(self, purpose_name: str, sink_name: str, now_ms: int) -> Decision:
         switch_on, observed_known = self._gate_state()
@@ -121,17 +147,19 @@ class Pipeline:
             self._access_of(purpose_name, now_ms).refused[decision.rule] += 1
         return decision
 
-    def _emit(self, purpose: Purpose, sinks: list[str], fix: Fix, now_ms: int) -> None:
+    def _emit(self, purpose: Purpose, sinks: list[str], fix: Fix, now_ms: int) -> list[Verdict]:
         assert fix.time is not None
         bucket = int(bucket_time(fix.time, purpose.time_bucket_s).timestamp())
         if self._last_bucket.get(purpose.name) == bucket:
-            return  # one point per bucket: more would refine time beyond the purpose's bucket
+            # one point per bucket: more would refine time beyond the purpose's bucket
+            return [Verdict(purpose.name, sink, "same-bucket", _SAME_BUCKET) for sink in sinks]
         self._last_bucket[purpose.name] = bucket
         epoch = epoch_of(fix.time.timestamp(), self.policy.pseudonym_epoch_s)
         name = pseudonym(self._secret, purpose.name, epoch)
         if not self._caps[purpose.name].admit(name, fix.time.astimezone(dt.UTC).date()):
             self._access_of(purpose.name, now_ms).refused["daily-cap"] += 1
-            return
+            return [Verdict(purpose.name, sink, "daily-cap", _DAILY_CAP) for sink in sinks]
+        verdicts = []
         for sink in sinks:
             message_id = secrets.token_hex(16)
             payload = deidentify(fix, purpose, coarsener=self._coarsener, pseudonym=name, message_id=message_id)
@@ -142,10 +170,13 @@ class Pipeline:
                 log.error("leak check blocked an upload for %s: %s", purpose.name, ", ".join(findings))
                 self._record_incident("leak-blocked", purpose=purpose.name, sink=sink, found=list(findings),
                                       repaired=True)
+                verdicts.append(Verdict(purpose.name, sink, "leak-blocked", ", ".join(findings)))
                 continue
             self._spool.put(Message(id=message_id, sink=sink, purpose=purpose.name, body=body, created_ms=now_ms))
             self.queued += 1
+            verdicts.append(Verdict(purpose.name, sink, "queued", _QUEUED, body))
         self.on_queued()
+        return verdicts
 
     def _access_of(self, purpose_name: str, now_ms: int) -> _Access:
         purpose = self.policy.purpose(purpose_name)

@@ -10,6 +10,9 @@ simulated, typed in). A summary goes to standard error: the reader's counters an
 mode the capture held (``modes: autonomous=30 simulator=2 invalid=5``), so simulated and invalid epochs are
 shown without being printed as positions. The header comments (names, addresses, home locations) are never
 printed.
+
+With ``--purpose NAME --config FILE`` it is the policy's dry run instead (:mod:`agent.dry_run`): per fix and sink,
+what would be uploaded, byte for byte, or the rule that stops it; the capture's own positions are not printed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ BLOCK_BYTES = 64 * 1024
 
 def replay_command(args: argparse.Namespace) -> int:
     path = Path(args.capture)
+    if getattr(args, "purpose", None) is not None:
+        return _dry_run_command(args, path)
     decoder = FixDecoder()
     printed = 0
     epoch_modes: Counter[str] = Counter()
@@ -50,6 +55,30 @@ def replay_command(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     _print_summary(path, decoder, printed, epoch_modes, sys.stderr)
+    return 0
+
+
+def _dry_run_command(args: argparse.Namespace, path: Path) -> int:
+    """``--purpose NAME --config FILE``: what each fix would upload under the policy, and why."""
+    from agent.config import load_config
+    from agent.dry_run import dry_run
+
+    if not args.config:
+        raise UsageError("--purpose needs --config FILE (the policy to run)")
+    config = load_config(Path(args.config), port="sim://unused")
+    decoder = FixDecoder()
+    positions = (fix for fix in decoded_fixes(path, decoder) if fix_record(fix) is not None)
+    lines = uploads = 0
+    try:
+        for line in dry_run(config, args.purpose, positions):
+            print(json.dumps(line, sort_keys=True), file=sys.stdout)
+            lines += 1
+            uploads += bool(line["upload"])
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    print(f"replay {path.name} --purpose {args.purpose}: {uploads} uploads in {lines} decisions", file=sys.stderr)
     return 0
 
 
