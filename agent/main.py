@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--purpose", metavar="NAME",
                         help="dry run: what each fix would upload for this purpose of --config's policy, and why")
     replay.add_argument("--config", metavar="FILE", help="the daemon's config, whose policy --purpose runs")
+    replay.add_argument("--nmea", action="store_true",
+                        help="print the filtered NMEA the local feed would give for --purpose (needs --config)")
 
     verify_export = commands.add_parser("verify-export", help="check an export file offline")
     verify_export.add_argument("file", help="export zip file")

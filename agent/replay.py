@@ -22,7 +22,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -36,6 +36,10 @@ BLOCK_BYTES = 64 * 1024
 
 def replay_command(args: argparse.Namespace) -> int:
     path = Path(args.capture)
+    if getattr(args, "nmea", False):  # the local feed's dry run: agent.local_feed_replay
+        from agent.local_feed_replay import nmea_command
+
+        return _quiet_on_broken_pipe(lambda: nmea_command(args, path, decoded_fixes(path, FixDecoder())))
     if getattr(args, "purpose", None) is not None:
         return _dry_run_command(args, path)
     decoder = FixDecoder()
@@ -80,6 +84,16 @@ def _dry_run_command(args: argparse.Namespace, path: Path) -> int:
         return 0
     print(f"replay {path.name} --purpose {args.purpose}: {uploads} uploads in {lines} decisions", file=sys.stderr)
     return 0
+
+
+def _quiet_on_broken_pipe(command: Callable[[], int]) -> int:
+    """Run ``command``; a reader that went away (``| head``) is not an error (see replay_command)."""
+    try:
+        return command()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def decoded_fixes(path: Path, decoder: FixDecoder) -> Iterator[Fix]:
