@@ -233,7 +233,7 @@ def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str
 # -- human output ----------------------------------------------------------------------------------------
 
 def describe_location(status: dict[str, Any]) -> list[str]:
-    """Three lines: what the user asked, what the modem is doing, whether they agree."""
+    """What the user asked, what the modem is doing, whether they agree, and every location path's state."""
     desired = _shown(status.get("desired", "?"))
     observed = status.get("observed")
     if not isinstance(observed, dict):
@@ -255,7 +255,11 @@ def describe_location(status: dict[str, Any]) -> list[str]:
         agree = "not verified now; the agent keeps enforcing, and location data stays blocked meanwhile"
     else:
         agree = "not verified now; the agent keeps enforcing"
-    return [f"You asked:  location {desired}", f"Modem:      {modem}", f"Agree:      {agree}"]
+    lines = [f"You asked:  location {desired}", f"Modem:      {modem}", f"Agree:      {agree}"]
+    paths = status.get("paths")
+    if isinstance(paths, dict) and paths:  # every location path, as read back: "gnss off, xtra off, ..."
+        lines.append("Paths:      " + ", ".join(f"{_shown(name)} {_shown(state)}" for name, state in paths.items()))
+    return lines
 
 
 def describe_switch(result: dict[str, Any]) -> list[str]:

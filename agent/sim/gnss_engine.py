@@ -57,22 +57,35 @@ class GnssEngine(ModemBuffers):
     _sky: tuple[Satellite, ...]
     _track: Track
     _nv: dict[str, str | int]
+    _cfg_values: dict[str, CfgValues]  # the QGPSCFG keys this model knows, and their allowed values
     _gnss_on: bool
     _gnss_on_at: float
     _next_burst: float | None
     _last_fix: tuple[TrackPoint, float] | None
     _xtra: int  # AT+QGPSXTRA: assistance downloads enabled
+    _suplurl: str  # AT+QGPSSUPLURL: the SUPL server, "NULL" for none
+    _emergency_until: float | None  # an emergency (E911) session owns the engine until then
 
-    def _init_gnss(self, ttff_s: float, sky: tuple[Satellite, ...], track: Track) -> None:
+    def _init_gnss(
+        self,
+        ttff_s: float,
+        sky: tuple[Satellite, ...],
+        track: Track,
+        cfg_values: dict[str, CfgValues] | None = None,
+        cfg_defaults: dict[str, str | int] | None = None,
+    ) -> None:
         self.ttff_s = ttff_s
         self._sky = sky
         self._track = track
-        self._nv = dict(CFG_DEFAULTS)
+        self._cfg_values = dict(CFG_VALUES if cfg_values is None else cfg_values)
+        self._nv = dict(CFG_DEFAULTS if cfg_defaults is None else cfg_defaults)
         self._gnss_on = False
         self._gnss_on_at = 0.0
         self._next_burst = None
         self._last_fix = None
         self._xtra = 0
+        self._suplurl = "NULL"
+        self._emergency_until = None
 
     # ---------------------------------------------------------------------------- the buffers' periodic hooks
 
@@ -140,10 +153,26 @@ class GnssEngine(ModemBuffers):
                 data = self._garbage() + data
             self._emit_at(when, "nmea", data)
 
+    def _emergency_active(self) -> bool:
+        return self._emergency_until is not None and self._now < self._emergency_until
+
+    def _emergency_start(self, duration_s: float) -> None:
+        """The network runs an emergency positioning session: the engine is on and the host cannot stop it."""
+        if not self._gnss_on:
+            self._gnss_start()
+        self._emergency_until = self._now + duration_s
+
+    def _emergency_end(self) -> None:
+        if self._emergency_until is not None and self._now >= self._emergency_until:
+            self._emergency_until = None
+            self._gnss_stop()
+
     def _current_fix(self) -> tuple[TrackPoint, float]:
         """The fix QGPSLOC reports now, or CommandFailed: 505 off, 516 not yet (stale with the fault)."""
         if not self._gnss_on:
             raise CommandFailed(505)
+        if self._emergency_active():
+            raise CommandFailed(515)  # the session is the emergency's, not the host's
         if self._has_fix(self._now):
             wall = float(math.floor(self._wall(self._now)))  # the fix of the last whole second
             return self._track.at(wall), wall

@@ -36,6 +36,7 @@ from agent.sim.power import (
     RESET_AFTER_S,
     PowerAndBoot,
 )
+from agent.sim.profiles import sim_profile
 from agent.sim.results import CME_TEXT, CommandFailed, error_text
 
 __all__ = [
@@ -76,6 +77,9 @@ class SimState:
     xtra: int
     creg_mode: int = 0  # AT+CREG=n: 2 makes registration URCs carry LAC and cell ID
     cereg_mode: int = 0
+    cgreg_mode: int = 0
+    supl_url: str = "NULL"
+    emergency: bool = False  # an emergency positioning session owns the GNSS engine
 
 
 class SimModem(PowerAndBoot):
@@ -94,9 +98,12 @@ class SimModem(PowerAndBoot):
         sky = make_sky(rng)
         track = make_track(self.place, rng, DEFAULT_WALL_START)
         self._init_buffers(clock if clock is not None else SystemClock(), seed)
-        self._init_gnss(float(ttff_s), sky, track)
+        self.sim_profile = sim_profile(model)
+        self._init_gnss(float(ttff_s), sky, track, self.sim_profile.cfg_values, self.sim_profile.cfg_defaults)
         self._init_power()
-        self._table: dict[str, Handler] = command_table()
+        self._table: dict[str, Handler] = {
+            name: handler for name, handler in command_table().items() if name not in self.sim_profile.missing
+        }
 
     @property
     def supported_commands(self) -> tuple[str, ...]:
@@ -122,6 +129,9 @@ class SimModem(PowerAndBoot):
                 xtra=self._xtra,
                 creg_mode=self._creg_n,
                 cereg_mode=self._cereg_n,
+                cgreg_mode=self._cgreg_n,
+                supl_url=self._suplurl,
+                emergency=self._emergency_active(),
             )
 
     def true_position(self) -> Fix:

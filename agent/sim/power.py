@@ -31,6 +31,7 @@ class PowerAndBoot(GnssEngine):
     _cmee: int
     _creg_n: int
     _cereg_n: int
+    _cgreg_n: int
     _registered: bool
 
     def _init_power(self) -> None:
@@ -41,6 +42,7 @@ class PowerAndBoot(GnssEngine):
         self._cmee = 1
         self._creg_n = 0
         self._cereg_n = 0
+        self._cgreg_n = 0
         self._registered = True  # a module that has been running for a while
 
     # ------------------------------------------------------------------------------- hardware-level actions
@@ -71,6 +73,17 @@ class PowerAndBoot(GnssEngine):
             self._update_links()
             self.changed.notify_all()
 
+    def emergency_session(self, duration_s: float = 30.0) -> None:
+        """The network starts emergency (E911) positioning now: GNSS runs for ``duration_s`` whatever the host
+        says; the host's GNSS commands answer ``+CME ERROR: 515`` meanwhile."""
+        if not 0 < duration_s < float("inf"):
+            raise ValueError("duration_s must be a positive finite number of seconds")
+        with self.changed:
+            self._sync()
+            self._emergency_start(duration_s)
+            self._schedule(duration_s, "emergency_end")
+            self.changed.notify_all()
+
     def power_on(self) -> None:
         """Power comes back after QPOWD: the module boots as after a reset."""
         with self.changed:
@@ -95,6 +108,8 @@ class PowerAndBoot(GnssEngine):
             self._urc("POWERED DOWN")
         elif kind == "power_off":
             self._power_off()
+        elif kind == "emergency_end":
+            self._emergency_end()
 
     def _selected(self, channel: str | None) -> list[Channel]:
         if channel is None:
@@ -117,6 +132,7 @@ class PowerAndBoot(GnssEngine):
         self._remember_fix()
         self._booted = False
         self._gnss_on = False
+        self._emergency_until = None
         self._next_burst = None
         self._registered = False
         for chan in self._channels.values():
@@ -131,7 +147,7 @@ class PowerAndBoot(GnssEngine):
         self._booted = True
         self._ports_down = False
         self._update_links()
-        self._cfun, self._cmee, self._creg_n, self._cereg_n = 1, 1, 0, 0
+        self._cfun, self._cmee, self._creg_n, self._cereg_n, self._cgreg_n = 1, 1, 0, 0, 0
         for channel in AT_CHANNELS:
             self._channels[channel].echo = True
         if self._nv["autogps"] == 1:
@@ -150,6 +166,7 @@ class PowerAndBoot(GnssEngine):
         self._powered = False
         self._booted = False
         self._gnss_on = False
+        self._emergency_until = None
         self._next_burst = None
         self._registered = False
         self._update_links()
@@ -183,3 +200,6 @@ class PowerAndBoot(GnssEngine):
                 if self._cereg_n == 2 and stat
                 else f"+CEREG: {stat}"
             )
+        if self._cgreg_n:
+            self._urc(f'+CGREG: {stat},"{ident.lac}","{ident.cell_id}"' if self._cgreg_n == 2 and stat
+                      else f"+CGREG: {stat}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent.sim import nmea_out
-from agent.sim.gnss_engine import CFG_VALUES, CfgValues
+from agent.sim.gnss_engine import CfgValues
 from agent.sim.handlers.types import Handler
 from agent.sim.parser import Command
 from agent.sim.power import PowerAndBoot
@@ -23,6 +23,8 @@ def qgps(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
     if command.form != "set":
         raise CommandFailed(None)
     _check_qgps_args(command.args)
+    if modem._emergency_active():
+        raise CommandFailed(515)
     if modem._gnss_on:
         raise CommandFailed(504)
     modem._gnss_start()
@@ -34,6 +36,8 @@ def qgpsend(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
         raise CommandFailed(None)
     if not modem._gnss_on:
         raise CommandFailed(505)
+    if modem._emergency_active():
+        raise CommandFailed(515)  # an emergency session cannot be ended by the host
     modem._gnss_stop()
     return []
 
@@ -67,17 +71,17 @@ def qgpsgnmea(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
 
 def qgpscfg(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
     if command.form == "test":
-        return [f'+QGPSCFG: "{key}",{_describe(values)}' for key, values in CFG_VALUES.items()]
+        return [f'+QGPSCFG: "{key}",{_describe(values)}' for key, values in modem._cfg_values.items()]
     if command.form == "read":
         # An EC25-AUT answered the bare read form with 505 while GNSS was off (transcript 4.4).
         raise CommandFailed(501 if modem._gnss_on else 505)
     if command.form != "set":
         raise CommandFailed(501)
     key = command.args[0].lower()
-    if key not in CFG_VALUES or len(command.args) > 2:
+    if key not in modem._cfg_values or len(command.args) > 2:
         raise CommandFailed(501)
     if len(command.args) == 2:
-        modem._nv[key] = _cfg_value(key, command.args[1])
+        modem._nv[key] = _cfg_value(modem._cfg_values[key], command.args[1])
         _after_cfg_change(modem, key)
         return []
     value = modem._nv[key]
@@ -117,8 +121,7 @@ def _check_qgps_args(args: tuple[str, ...]) -> None:
         raise CommandFailed(502)  # only stand-alone mode is supported on most firmwares (reference 1.2)
 
 
-def _cfg_value(key: str, raw: str) -> str | int:
-    allowed = CFG_VALUES[key]
+def _cfg_value(allowed: CfgValues, raw: str) -> str | int:
     if isinstance(allowed, tuple) and allowed and isinstance(allowed[0], str):
         if raw.lower() not in allowed:
             raise CommandFailed(501)
