@@ -23,7 +23,8 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |- NmeaError                    a sentence that cannot be decoded (counted and dropped)
     |- PolicyError                  a privacy rule refused the operation (fail closed)
     |  |- ConsentRequired
-    |  `- LeakDetected              an identifier was found in an outbound payload
+    |  |- LeakDetected              an identifier was found in an outbound payload
+    |  `- RequestRefused            a rights request repeated inside its window (reason and window end said)
     |- StoreError                   the ledger cannot be trusted to keep what it is given (fatal for the store)
     |  |- LogCorrupt                .segment, .offset: verification failed at an exact place
     |  |  `- LogTruncated           .missing: records lost below the newest signed head
@@ -146,6 +147,10 @@ class ConsentRequired(PolicyError):
 
 class LeakDetected(PolicyError):
     """An outbound payload contains one of the device's identifiers."""
+
+
+class RequestRefused(PolicyError):
+    """A rights request refused because an identical one was answered inside the repeat window."""
 
 
 class StoreError(AgentError):
