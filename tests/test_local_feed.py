@@ -303,3 +303,20 @@ def test_config_reads_the_local_feed_table() -> None:
 def test_config_errors_name_the_key(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         _config(table)
+
+
+def test_the_shipped_example_documents_every_key() -> None:
+    """The commented [local_feed] table of examples/privacy-agent.toml, uncommented beside a purpose, loads,
+    and names every key the schema knows."""
+    import tomllib
+
+    from agent.config import _SCHEMA
+
+    example = (Path(__file__).resolve().parents[1] / "examples" / "privacy-agent.toml").read_text()
+    block = example[example.index("# [local_feed]"):]
+    uncommented = "\n".join(line[2:] for line in block.splitlines() if line.startswith("# ") and
+                            not line.startswith("# # "))
+    raw = tomllib.loads(uncommented)
+    assert set(raw["local_feed"]) == set(_SCHEMA["local_feed"])
+    table = dict(raw["local_feed"], purpose="local-nav")
+    assert _config(table).local_feed.gpsd_json == ("127.0.0.1", 2947)
