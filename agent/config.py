@@ -62,6 +62,14 @@ class LocalFeedConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentsConfig:
+    """``[incidents]``: a program run with each incident as JSON on stdin (see agent/incident_hook.py)."""
+
+    command: tuple[str, ...]
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     modem: ModemConfig
     state: StateConfig = StateConfig()
@@ -69,6 +77,7 @@ class Config:
     ledger: LedgerSettings = LedgerSettings()
     policy: Policy = EMPTY_POLICY  # no purposes: nothing is ever uploaded
     local_feed: LocalFeedConfig | None = None  # no [local_feed]: no local reader gets anything
+    incidents: IncidentsConfig | None = None  # no [incidents] command: incidents are only recorded
 
 
 # section -> key -> (accepted types, check, description for errors)
@@ -98,6 +107,10 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "gpsd_json": ((str,), "a loopback address and port such as 127.0.0.1:2947"),
         "buffer_bytes": ((int,), "bytes held for a slow reader, 1024 to 16777216"),
     },
+    "incidents": {
+        "command": ((list,), "a non-empty list of strings: an absolute program path and its arguments"),
+        "timeout_s": ((int, float), "seconds, 0.1 to 300"),
+    },
 }
 
 _RANGES: dict[tuple[str, str], tuple[float, float]] = {
@@ -108,6 +121,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("ledger", "checkpoint_interval_s"): (1, 86400),
     ("ledger", "retention_days"): (0, 36500),
     ("local_feed", "buffer_bytes"): (1024, 16 * 1024 * 1024),
+    ("incidents", "timeout_s"): (0.1, 300),
 }
 
 
@@ -186,7 +200,21 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
         raise ConfigError(f"{source}: [ledger] witness names no [[sink]] ({witness!r})")
     if "local_feed" in raw:
         config = replace(config, local_feed=_local_feed(raw["local_feed"], config.policy, source))
+    if "incidents" in raw:
+        config = replace(config, incidents=_incidents(raw["incidents"], source))
     return config
+
+
+def _incidents(table: dict[str, Any], source: str) -> IncidentsConfig | None:
+    """``[incidents]``: ``command`` is an absolute program path and its arguments (no shell); none, no hook."""
+    command = table.get("command")
+    if command is None:
+        return None
+    if not command or not all(isinstance(item, str) and item and "\0" not in item for item in command):
+        raise ConfigError(f"{source}: [incidents] command must be a non-empty list of non-empty strings")
+    if not command[0].startswith("/"):
+        raise ConfigError(f"{source}: [incidents] command must start with an absolute program path")
+    return IncidentsConfig(command=tuple(command), timeout_s=float(table.get("timeout_s", 10.0)))
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
