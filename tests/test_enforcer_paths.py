@@ -1,0 +1,166 @@
+"""The enforcer against the pure simulator, path by path: set, read back, drift repaired, not present, emergency.
+
+A synchronous session drives :class:`SimModem` through the AT core with a manual clock: no threads, no sleeps.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.at import Command, Connection, Response
+from agent.at.events import NEED_DATA
+from agent.enforcer import Enforcer, Gate
+from agent.quectel.codes import error_for
+from agent.sim import ManualClock, SimModem
+from agent.sim.profiles import PROFILES
+
+
+class SimSession:
+    """Session.execute over the simulator's first AT port, answered at once."""
+
+    def __init__(self, modem: SimModem) -> None:
+        self.modem = modem
+        self.core = Connection()
+        self.sent: list[str] = []
+        self.connected = True
+        modem.write("at", b"ATE0\r")
+        modem.read("at", 1 << 20)
+
+    def execute(self, command: Command) -> Response:
+        self.sent.append(command.text)
+        self.modem.write("at", self.core.send(command))
+        self.core.receive_data(self.modem.read("at", 1 << 20))
+        while True:
+            event = self.core.next_event()
+            assert event is not NEED_DATA, f"no final result for {command.text}"
+            if isinstance(event, Response):
+                if not event.ok:
+                    raise error_for(event)
+                return event
+
+
+def make(model: str = "ec25", **kwargs: bool) -> tuple[SimModem, SimSession, Enforcer, Gate]:
+    clock = ManualClock()
+    modem = SimModem(model=model, seed=2, ttff_s=1.0, clock=clock)
+    session = SimSession(modem)
+    gate = Gate()
+    enforcer = Enforcer(session, gate, has_nmea_port=True, clock=clock, **kwargs)  # type: ignore[arg-type]
+    return modem, session, enforcer, gate
+
+
+def rogue(modem: SimModem, line: str) -> None:
+    modem.write("at2", line.encode() + b"\r")
+    assert modem.read("at2", 1 << 20).endswith(b"OK\r\n"), line
+
+
+@pytest.mark.parametrize("model", sorted(PROFILES))
+def test_off_turns_every_present_path_off_and_reads_it_back(model: str) -> None:
+    modem, _, enforcer, gate = make(model)
+    rogue(modem, 'AT+QGPSSUPLURL="supl.example.net:7275"')
+    outcome = enforcer.reconcile(False)
+    assert outcome.enforced and not gate.is_open
+    state = modem.state
+    assert state.supl_url == "NULL" and state.cfg["agnssprotocol"] == 0 and state.cfg["outport"] == "none"
+    labels = enforcer.path_labels()
+    assert labels["gnss"] == "off" and labels["supl"] == "off" and labels["ni-positioning"] == "off"
+    assert labels["wifi-scan"] == "not present"
+    assert labels["xtra"] == ("not present" if model == "bg95" else "off")
+    assert outcome.drift == {}  # factory defaults met for the first time are repaired, not incidents
+
+
+@pytest.mark.parametrize(("line", "key", "repaired"), [
+    ("AT+CREG=2", "creg", lambda s: s.creg_mode == 1),
+    ("AT+CEREG=2", "cereg", lambda s: s.cereg_mode == 1),
+    ("AT+CGREG=2", "cgreg", lambda s: s.cgreg_mode == 1),
+    ("AT+QGPSXTRA=1", "xtra", lambda s: s.xtra == 0),
+    ('AT+QGPSSUPLURL="supl.example.net"', "supl", lambda s: s.supl_url == "NULL"),
+    ('AT+QGPSCFG="agnssprotocol",5', "ni-positioning", lambda s: s.cfg["agnssprotocol"] == 0),
+])
+def test_a_rogue_re_enabling_a_path_fails_the_check_and_is_repaired_as_drift(line: str, key: str,
+                                                                              repaired: object) -> None:
+    modem, _session, enforcer, _ = make("ec25")
+    assert enforcer.reconcile(False).enforced
+    assert enforcer.check(False)
+    rogue(modem, line)
+    assert not enforcer.check(False), "the periodic check missed the rogue"
+    outcome = enforcer.reconcile(False)
+    assert outcome.enforced and key in outcome.drift
+    assert repaired(modem.state)  # type: ignore[operator]
+    assert enforcer.check(False)
+
+
+def test_the_periodic_check_is_one_batched_read_back_of_every_present_path() -> None:
+    _modem, session, enforcer, _ = make("ec25")
+    enforcer.reconcile(False)
+    session.sent.clear()
+    assert enforcer.check(False)
+    assert len(session.sent) == 1
+    line = session.sent[0]
+    for part in ("+QGPS?", '+QGPSCFG="autogps"', '+QGPSCFG="outport"', "+CREG?", "+CEREG?", "+CGREG?",
+                 "+QGPSXTRA?", "+QGPSSUPLURL?", '+QGPSCFG="agnssprotocol"'):
+        assert part in line
+    assert "QWIFISCAN" not in line  # not present on this model: never batched (it would fail the line)
+
+
+def test_bg95_batch_leaves_out_the_missing_xtra() -> None:
+    _, session, enforcer, _ = make("bg95")
+    enforcer.reconcile(False)
+    session.sent.clear()
+    assert enforcer.check(False) and len(session.sent) == 1 and "QGPSXTRA" not in session.sent[0]
+
+
+def test_nmea_routed_to_another_port_is_turned_off_on_bg96() -> None:
+    modem, _, enforcer, _ = make("bg96")
+    assert enforcer.reconcile(False).enforced
+    rogue(modem, 'AT+QGPSCFG="outport","cmux2"')
+    assert not enforcer.check(False)
+    outcome = enforcer.reconcile(False)
+    assert outcome.drift.get("outport") == "cmux2" and modem.state.cfg["outport"] == "none"
+
+
+def test_a_path_whose_query_fails_for_another_reason_is_unknown_never_off() -> None:
+    modem, _, enforcer, gate = make("ec25")
+    modem.faults.busy("AT+QGPSXTRA?", 503, times=1)
+    outcome = enforcer.reconcile(False)
+    assert not outcome.enforced and not gate.is_open
+    assert enforcer.path_labels()["xtra"] == "unknown"
+    assert enforcer.reconcile(False).enforced  # the next trigger tries again
+
+
+def test_on_reads_the_paths_for_status_and_leaves_them_alone() -> None:
+    modem, _, enforcer, gate = make("ec25")
+    rogue(modem, "AT+QGPSXTRA=1")
+    outcome = enforcer.reconcile(True, user_change=True)
+    assert outcome.enforced and gate.is_open
+    assert enforcer.path_labels()["xtra"] == "on" and modem.state.xtra == 1
+    assert enforcer.check(True)
+
+
+def test_emergency_positioning_is_allowed_recorded_and_no_back_door() -> None:
+    modem, _, enforcer, gate = make("ec25")
+    assert enforcer.reconcile(False).enforced
+    modem.emergency_session(60.0)
+    rogue(modem, "AT+QGPSXTRA=1")
+    outcome = enforcer.reconcile(False)
+    assert outcome.observed.emergency and outcome.enforced and not gate.is_open
+    assert enforcer.path_labels()["gnss"] == "emergency"
+    assert modem.state.xtra == 0 and modem.state.cfg["outport"] == "none"  # every other path still off
+    assert "gnss" not in outcome.drift and outcome.drift == {"xtra": 1}
+    assert enforcer.check(False)
+
+
+def test_emergency_not_allowed_is_not_enforced() -> None:
+    modem, _, enforcer, gate = make("ec25", emergency_allowed=False)
+    modem.emergency_session(60.0)
+    outcome = enforcer.reconcile(False)
+    assert outcome.observed.emergency and not outcome.enforced and not gate.is_open
+
+
+def test_forget_learns_the_paths_again() -> None:
+    _modem, session, enforcer, _ = make("ec25")
+    enforcer.reconcile(False)
+    enforcer.forget()
+    assert enforcer.path_labels()["xtra"] == "unknown"
+    session.sent.clear()
+    assert enforcer.reconcile(False).enforced
+    assert "AT+QGPSXTRA?" in session.sent  # read alone again, not trusted from before
