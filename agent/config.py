@@ -70,6 +70,13 @@ class IncidentsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RightsConfig:
+    """``[rights]``: how the user's requests are answered (see docs/rights.md)."""
+
+    repeat_window_s: int = 3600  # an identical export inside this window is refused with its end; 0: never
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     modem: ModemConfig
     state: StateConfig = StateConfig()
@@ -78,6 +85,7 @@ class Config:
     policy: Policy = EMPTY_POLICY  # no purposes: nothing is ever uploaded
     local_feed: LocalFeedConfig | None = None  # no [local_feed]: no local reader gets anything
     incidents: IncidentsConfig | None = None  # no [incidents] command: incidents are only recorded
+    rights: RightsConfig = RightsConfig()
 
 
 # section -> key -> (accepted types, check, description for errors)
@@ -111,6 +119,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "command": ((list,), "a non-empty list of strings: an absolute program path and its arguments"),
         "timeout_s": ((int, float), "seconds, 0.1 to 300"),
     },
+    "rights": {"repeat_window_s": ((int,), "seconds, 0 (never refuse) to 2592000")},
 }
 
 _RANGES: dict[tuple[str, str], tuple[float, float]] = {
@@ -122,6 +131,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("ledger", "retention_days"): (0, 36500),
     ("local_feed", "buffer_bytes"): (1024, 16 * 1024 * 1024),
     ("incidents", "timeout_s"): (0.1, 300),
+    ("rights", "repeat_window_s"): (0, 30 * 86400),
 }
 
 
@@ -194,6 +204,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
         ),
         ledger=LedgerSettings(**ledger),
         policy=_policy(raw, source),
+        rights=RightsConfig(**raw.get("rights", {})),
     )
     witness = config.ledger.witness
     if witness is not None and config.policy.sink(witness) is None:
