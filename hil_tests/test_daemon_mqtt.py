@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.spool import replay
 from hil_tests.brokers import Subscriber, mosquitto_path, running_mosquitto
 from hil_tests.conftest import wait_until
 from hil_tests.test_daemon_process import location_status, privacyctl, simulator
@@ -65,8 +66,9 @@ def test_sigkill_mid_stream_loses_no_upload(tmp_path: Path, simulator: dict[str,
             assert wait_until(lambda: (location_status(tmp_path) or {}).get("enforced") is True, 20)
             assert wait_until(lambda: len(subscriber.counts) >= received_at_kill + 3, 20), "uploads did not resume"
             assert privacyctl(tmp_path, "location", "off").returncode == 0
-            state = tmp_path / "state" / "spool" / "queue"
-            assert wait_until(lambda: not any(state.iterdir()), 20), "the spool did not drain"
+            journal = tmp_path / "state" / "spool" / "journal"
+            assert wait_until(lambda: not replay(journal.read_bytes(), journal)[0].queued, 20), \
+                "the spool did not drain"
             shown = uploads(tmp_path)
         finally:
             daemon.terminate()

@@ -19,8 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
+    import agent.spool
     from agent.spool import Message, Spool
 
+    agent.spool.COMPACT_MIN_BYTES = int(sys.argv[2])  # small: compactions are among the moments of the kill
     spool = Spool.open(Path(sys.argv[1]))
     number = 0
     while True:
@@ -33,10 +35,12 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("compact_min_bytes", [1 << 20, 700])
 @pytest.mark.parametrize("lines_before_kill", [1, 7, 40, 121])
-def test_every_returned_put_survives_sigkill(tmp_path: Path, lines_before_kill: int) -> None:
+def test_every_returned_put_survives_sigkill(tmp_path: Path, lines_before_kill: int, compact_min_bytes: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, env=env)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(compact_min_bytes)],
+                              stdout=subprocess.PIPE, env=env)
     assert writer.stdout is not None
     output = b""
     try:
