@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from agent.errors import AgentError, StoreError, UsageError
+from agent.errors import AgentError, ConsentRequired, StoreError, UsageError
 from agent.ledger import Ledger
 from agent.model import Clock, Fix
 from agent.privacy import consent as consent_rules
@@ -265,7 +265,15 @@ class Pipeline:
 
     # -- consent and identity (control threads) -----------------------------------------------------------------
     def grant(self, purpose_name: str, *, uid: int | None) -> dict[str, Any]:
-        return self._change(consent_rules.grant_change(self.policy, purpose_name, self._now_ms()), uid)
+        change = consent_rules.grant_change(self.policy, purpose_name, self._now_ms())
+        purpose = self.policy.purpose(purpose_name)
+        subject = self.policy.subject
+        if purpose is not None and not purpose.is_exception and subject.minor and \
+                not (subject.guardian_consent or self.consents.guardian()):
+            # PIPL 31: refused at the grant itself, not only at send time (the gate's minor-without-guardian)
+            raise ConsentRequired("the user is a minor: a location purpose can be granted only after the "
+                                  "guardian's consent is recorded (privacyctl consent guardian grant)")
+        return self._change(change, uid)
 
     def withdraw(self, purpose_name: str, *, uid: int | None) -> dict[str, Any]:
         """Withdraw: durable, the purpose's gate closed, and its queued records purged before this returns."""
