@@ -5,8 +5,14 @@ Every figure is a ratio against a baseline measured in the same run on the same 
   write/readline loop against the same pty. Target <= 1.5.
 - ``gate_latency``: p99 of ``location off`` (and on) acknowledged = durable in the ledger and gate closed, over 200
   toggles, vs one write+fsync of a record-sized buffer on the same disk (p99). Target <= 2x fsync + 2 ms.
-- ``hardware_off_latency``: median time from ``location off`` to ``AT+QGPS?`` read back 0 on the simulator, vs the
-  sum of bare round trips of the same commands on the same simulator. Target <= 1.5.
+- ``hardware_off_latency``: median time from ``location off`` to GNSS and every location path read back off on the
+  simulator (``AT+QGPS?`` 0, ``autogps``, ``outport``, ``+CREG``/``+CEREG``/``+CGREG`` modes, XTRA, SUPL,
+  ``agnssprotocol``, Wi-Fi scan presence), vs the sum of bare round trips of those commands, one by one, on the
+  same simulator. Target <= 1.5.
+- ``periodic_check_round_trips``: AT lines the periodic check sends per run (the batched read-back), against the
+  number of read-backs it covers; the ratio is round trips per read-back. Target: one line per check.
+- ``periodic_check_latency``: median time of one periodic check (every path, batched, through the session) vs the
+  sum of bare round trips of its read-backs one by one. Target <= 1.5.
 - ``daemon_idle``: the daemon (separate process) with GNSS on at 1 Hz for 60 s (15 s quick), against a simulator
   in another process: CPU share of one core (< 2 %) and RSS (< 40 MB).
 - ``daemon_idle_off``: the same daemon with location off, its NMEA port open and watched and the 5 s read-back
@@ -153,24 +159,64 @@ def gate_latency(toggles: int) -> Result:
             "pass": value <= target}
 
 
-_OFF_SEQUENCE = [b"AT+QGPSEND", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', b"AT+CREG?", b"AT+CEREG?",
-                 b"AT+QGPS?"]
+_PATH_READS = [b"AT+CREG?", b"AT+CEREG?", b"AT+CGREG?", b"AT+QGPSXTRA?", b"AT+QGPSSUPLURL?",
+               b'AT+QGPSCFG="agnssprotocol"', b"AT+QWIFISCAN=?"]
+_OFF_SEQUENCE = [b"AT+QGPSEND", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PATH_READS, b"AT+QGPS?"]
+_CHECK_READS = [b"AT+QGPS?", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PATH_READS[:-1]]
 
 
-def _bare_off_sequence(name: str) -> float:
+def _bare_off_sequence(name: str, sequence: list[bytes] = _OFF_SEQUENCE, *, gnss_on: bool = True) -> float:
     port = serial.serial_for_url(f"sim://ec25?name={name}&seed=2&ttff=1&port=at", timeout=2)
     try:
         port.write(b"ATE0\r")
         _read_final(port)
-        port.write(b"AT+QGPS=1\r")
-        _read_final(port)
+        if gnss_on:
+            port.write(b"AT+QGPS=1\r")
+            _read_final(port)
         start = time.perf_counter()
-        for command in _OFF_SEQUENCE:
+        for command in sequence:
             port.write(command + b"\r")
             _read_final(port)
         return time.perf_counter() - start
     finally:
         port.close()
+
+
+def periodic_check(rounds: int) -> dict[str, Result]:
+    """The periodic proof on a switched-off modem: lines sent per check, and its time vs the bare reads."""
+    from agent.enforcer import Enforcer, Gate
+
+    sim.register()
+    url = "sim://ec25?name=bench-check&seed=2&ttff=1&port=at"
+    session = Session(url)
+    session.start()
+    ours, bare, lines = [], [], []
+    try:
+        session.wait_connected(5)
+        enforcer = Enforcer(session, Gate(), has_nmea_port=True)
+        assert enforcer.reconcile(False).enforced, "off was not verified"
+        modem = sim.modem_for("bench-check")
+        for index in range(rounds):
+            sent = len(modem.commands)
+            start = time.perf_counter()
+            assert enforcer.check(False), "the check found drift on a quiet modem"
+            ours.append(time.perf_counter() - start)
+            lines.append(len(modem.commands) - sent)
+            bare.append(_bare_off_sequence(f"bench-check-bare-{index}", _CHECK_READS, gnss_on=False))
+            sim.forget(f"bench-check-bare-{index}")
+    finally:
+        session.close()
+        sim.forget("bench-check")
+    value, baseline = statistics.median(ours) * 1000, statistics.median(bare) * 1000
+    per_check = max(lines)
+    return {
+        "periodic_check_round_trips": {"value": per_check, "unit": "AT lines per check",
+                                       "baseline": len(_CHECK_READS), "ratio": round(per_check / len(_CHECK_READS), 3),
+                                       "target": "1 line", "pass": per_check == 1},
+        "periodic_check_latency": {"value": round(value, 3), "unit": "ms p50", "baseline": round(baseline, 3),
+                                   "ratio": round(value / baseline, 3), "target": "<= 1.5",
+                                   "pass": value / baseline <= 1.5},
+    }
 
 
 def _read_final(port: Any) -> None:
@@ -326,6 +372,7 @@ def run(quick: bool) -> dict[str, Result]:
         "at_roundtrip_pty": at_roundtrip(500 if quick else 1000),
         "gate_latency": gate_latency(200),
         "hardware_off_latency": hardware_off_latency(9 if quick else 20),
+        **periodic_check(9 if quick else 30),
     }
     results.update(daemon_idle(15 if quick else 60))
     results.update(daemon_idle(15 if quick else 60, location_on=False))
