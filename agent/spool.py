@@ -5,7 +5,7 @@ Layout, under ``<state_dir>/spool/`` (0700)::
     .lock      flock'd for the life of an open Spool: one owner per spool
     journal    append-only: a header, then one framed entry per operation
 
-Why a journal: every operation (put, ack, retry, dead letter, purge) appends one entry and fdatasyncs it, so a
+Why a journal: every operation (put, ack, retry, release, dead letter, purge) appends one entry and fdatasyncs it, so a
 call costs one sync, like the ledger's durable append (a file per message cost a file fsync and a directory
 fsync per call). The journal is created once (atomically, directory fsynced); after that it only grows, until
 compaction replaces it.
@@ -21,10 +21,11 @@ An entry is ``length u32, crc32(body) u32, crc32(the 8 bytes before) u32, body``
 The header's own CRC lets a damaged length be told from a torn write: without it, a length flipped in the
 middle of the file would read as "an entry that runs past the end" and everything after it would be cut off.
 
-Recovery: :meth:`Spool.open` replays the journal into memory. Its end may be a *torn tail*: an incomplete entry
-or a run of zero bytes, left by a crash or power cut during an append whose call never returned; it is cut off.
-Any other damage (a bad checksum, an entry that does not decode or does not fit the state before it) is a
-:class:`StoreError` naming the file and the offset: nothing is dropped silently. Foreign ``OSError``\\s become
+Recovery: :meth:`Spool.open` replays the journal into memory. Its end may be a *torn tail*, left by a crash or
+power cut during an append whose call never returned: an entry whose sound header promises more bytes than there
+are, or a header cut short (possibly followed by zeros: the file grew before its data reached the disk). It is
+cut off. Any other damage (a bad checksum, an entry that does not decode or does not fit the state before it) is
+a :class:`StoreError` naming the file and the offset: nothing is dropped silently. Foreign ``OSError``\\s become
 ``StoreError``.
 
 Compaction: once the journal has grown past ``max(1 MiB, 4 x the live entries' size)``, the live state (queued
@@ -141,17 +142,18 @@ def _read_entry(data: bytes, offset: int) -> tuple[list[Any], int]:
 
 
 def _is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes from ``offset`` to the end are an append cut short: an incomplete entry whose header
-    is whole and sound or cut itself, or zeros (a file grown before its data reached the disk)."""
+    """Whether the bytes from ``offset`` to the end are an append cut short by a crash: an entry whose header is
+    sound but whose body runs past the end, or a header cut short, possibly followed by zeros (a file grown by
+    the append before its data reached the disk). A whole header that is bad is damage, not a tail."""
     rest = memoryview(data)[offset:]
-    if not any(rest):
-        return True
     if len(rest) < ENTRY_HEADER_SIZE:
         return True
     lead = bytes(rest[:_LEAD.size])
     (lead_crc,) = _CRC.unpack_from(rest, _LEAD.size)
-    length, _ = _LEAD.unpack(lead)
-    return bool(zlib.crc32(lead) == lead_crc and ENTRY_HEADER_SIZE + length > len(rest))
+    if zlib.crc32(lead) == lead_crc:
+        length, _ = _LEAD.unpack(lead)
+        return bool(ENTRY_HEADER_SIZE + length > len(rest))
+    return len(bytes(rest).rstrip(b"\0")) < ENTRY_HEADER_SIZE
 
 
 # --- the state in memory, rebuilt by applying entries (pure) -----------------------------------------------

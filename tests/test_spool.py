@@ -286,11 +286,14 @@ def test_a_torn_last_entry_is_cut_off_at_every_byte(tmp_path: Path) -> None:
             assert ids_due(spool) == ["m1", "m3"]
 
 
-def test_zeros_after_the_last_entry_are_a_torn_tail(tmp_path: Path) -> None:
+@pytest.mark.parametrize("written", [0, 1, 5, ENTRY_HEADER_SIZE - 1])
+def test_zeros_after_the_last_entry_are_a_torn_tail(tmp_path: Path, written: int) -> None:
     with Spool.open(tmp_path) as spool:
         spool.put(message(1))
     data = journal_of(tmp_path).read_bytes()
-    journal_of(tmp_path).write_bytes(data + bytes(4096))  # grown by a power cut before its data was written
+    lost = frame(put_entry(message(2)))
+    # grown by an append whose data (after its first bytes) never reached the disk before the power cut
+    journal_of(tmp_path).write_bytes(data + lost[:written] + bytes(4096))
     with Spool.open(tmp_path) as spool:
         assert ids_due(spool) == ["m1"]
     assert journal_of(tmp_path).read_bytes() == data
