@@ -29,11 +29,14 @@ from agent.control import ControlServer, Peer, Request, check_socket_free
 from agent.control_protocol import MAX_WAIT_S
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
+from agent.incident_hook import IncidentHook
+from agent.incidents import UNAUTHORISED_CONTROL, FloodLimit, wording
 from agent.ledger import Ledger, LedgerConfig, Record
 from agent.local_feed import LocalFeed, build_local_feed
 from agent.model import CellInfo, Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
 from agent.quectel import commands, responses
+from agent.rights import Rights, status_extras
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
 from agent.state import (
     DEFAULT,
@@ -79,7 +82,8 @@ class Supervisor:
         self._nmea_feed = nmea_feed
         self.gate = Gate()
         self.enforcer = Enforcer(session, self.gate, has_nmea_port=nmea_feed is not None,
-                                 on_nmea=self._set_nmea_decoding, clock=self._clock)
+                                 on_nmea=self._set_nmea_decoding, clock=self._clock,
+                                 emergency_allowed=config.modem.emergency_positioning)
         self.desired: Desired = DEFAULT
         self._desired_on_disk: Desired | None = None
         self._change_lock = threading.Lock()
@@ -94,6 +98,8 @@ class Supervisor:
         self.notices: list[str] = []  # what the user must be told in status (e.g. started off, and why)
         self._incident_count: int | None = None  # counted from the ledger when first asked
         self._incident_lock = threading.Lock()
+        self.incident_hook: IncidentHook | None = None  # [incidents] command: told of each incident recorded
+        self._denied_limit = FloodLimit()  # unauthorised control attempts: a flood must not fill the log
         self.ready = threading.Event()
         self.fix_listeners: list[Callable[[Fix], object]] = []
         self._fixes_seen = 0
@@ -453,7 +459,8 @@ class Supervisor:
 
     def record_incident(self, kind: str, **facts: Any) -> None:
         """An incident, durable in the ledger; the log line carries no identifiers or coordinates."""
-        incident = {"kind": kind, **facts, "time_ms": int(self._clock.wall() * 1000)}
+        # cause, impact, action, user_can: from one table (agent/incidents.py), the same words everywhere
+        incident = {"kind": kind, **facts, **wording(kind), "time_ms": int(self._clock.wall() * 1000)}
         log.warning("incident %s: %s", kind, incident)
         try:
             self._ledger.append("incident", incident)
@@ -463,6 +470,24 @@ class Supervisor:
         with self._incident_lock:
             if self._incident_count is not None:
                 self._incident_count += 1
+        if self.incident_hook is not None:
+            self.incident_hook.submit(incident)  # never waits for the hook
+
+    def record_denied(self, uid: int) -> None:
+        """A control request refused for want of the right: an incident, at most a few per minute (the
+        ones held back are counted in the next)."""
+        with self._incident_lock:
+            suppressed = self._denied_limit.admit(self._clock.monotonic())
+        if suppressed is not None:
+            self.record_incident(UNAUTHORISED_CONTROL, uid=uid, suppressed_before=suppressed)
+
+    def record_hook_failure(self, failure: dict[str, Any]) -> None:
+        """The incident hook failed: recorded in the ledger (not as an incident, which would feed the hook)."""
+        try:
+            self._ledger.append("incident-hook", {**failure, "time_ms": int(self._clock.wall() * 1000)})
+            self._ledger.flush()
+        except StoreError as exc:
+            log.error("cannot record the incident hook's failure: %s", exc)
 
     def _release(self, tickets: list[_Ticket], outcome: Outcome | None = None) -> None:
         with self._waiters_lock:
@@ -605,11 +630,17 @@ class Agent:
         self.session = Session(config.modem.port)
         self.nmea_feed = NmeaFeed(config.modem.nmea_port) if config.modem.nmea_port else None
         self.supervisor = Supervisor(config, self.session, self.ledger, clock=clock, nmea_feed=self.nmea_feed)
+        if config.incidents is not None:  # before the first incident can be found; its thread starts in start()
+            self.supervisor.incident_hook = IncidentHook(config.incidents.command,
+                                                         timeout_s=config.incidents.timeout_s,
+                                                         on_failure=self.supervisor.record_hook_failure)
         self.supervisor.load_desired()
         self.supervisor.check_ledger_loss()
         self.uploads = UploadPath(config, self.ledger, clock=clock, gate_state=self.supervisor.gate_state,
                                   record_incident=self.supervisor.record_incident)
         self.supervisor.fix_listeners.append(self.uploads.pipeline.on_fix)
+        self.rights = Rights(self.ledger, self.uploads.pipeline, self.uploads.spool)
+        self.rights.start()  # corrections folded in, the policy archived; a material change suspends its purposes
         self.supervisor.on_identified = self.uploads.learn_identifiers
         self.local_feed: LocalFeed | None = None  # [local_feed]: filtered NMEA for programs on this device
         if config.local_feed is not None:
@@ -624,9 +655,25 @@ class Agent:
         """Route a control request: the switch and the log to the supervisor, the upload path's ops to it."""
         if request.op.startswith(UPLOAD_OPS):
             return self.uploads.handle(request.op, dict(request.args), peer.uid)
+        if request.op in RIGHTS_OPS:
+            return self.handle_right(request, peer)
         return self.supervisor.handle(request, peer)
 
+    def handle_right(self, request: Request, peer: Peer) -> dict[str, Any]:
+        args = request.args
+        if request.op == "status":
+            result = self.supervisor.status()
+            extras = status_extras(self.uploads.pipeline, self.rights, self.supervisor.incidents())
+            return {**result, **extras, "notices": [*result["notices"], *self.rights.notices]}
+        if request.op == "policy.show":
+            return self.rights.policy_show(fmt=str(args.get("format", "text")), with_diff=bool(args.get("diff")))
+        if request.op == "policy.accept":
+            return self.rights.policy_accept(uid=peer.uid)
+        return self.rights.correct(str(args.get("what")), args.get("value"), uid=peer.uid)
+
     def start(self) -> None:
+        if self.supervisor.incident_hook is not None:
+            self.supervisor.incident_hook.start()
         if self.local_feed is not None:
             self.local_feed.start()  # first: a link path it may not take stops the start before the modem is touched
         self.supervisor.start()  # gate closed, reconcile queued before the port even opens
@@ -641,10 +688,13 @@ class Agent:
             self.local_feed.stop()
         self.uploads.stop()
         self.session.close()
+        if self.supervisor.incident_hook is not None:
+            self.supervisor.incident_hook.stop()
         self.ledger.close()
 
 
 UPLOAD_OPS = ("consent.", "why", "uploads", "identity.")
+RIGHTS_OPS = frozenset({"status", "policy.show", "policy.accept", "correct"})  # agent/rights.py
 
 
 def preflight(config: Config) -> None:
