@@ -29,6 +29,7 @@ class ModemConfig:
     guard_port: str | None = None
     reconcile_interval_s: float = 5.0
     verify_timeout_s: float = 10.0
+    emergency_positioning: bool = True  # the declared exception: an E911 session may run GNSS while off
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "guard_port": ((str,), "a port URL of the on-module guard"),
         "reconcile_interval_s": ((int, float), "seconds, 1 to 86400"),
         "verify_timeout_s": ((int, float), "seconds, 1 to 120"),
+        "emergency_positioning": ((bool,), "true or false"),
     },
     "state": {"dir": ((str,), "an absolute directory path")},
     "control": {
@@ -194,6 +196,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "config", **overrides: An
             guard_port=modem.get("guard_port"),
             reconcile_interval_s=float(modem.get("reconcile_interval_s", 5.0)),
             verify_timeout_s=float(modem.get("verify_timeout_s", 10.0)),
+            emergency_positioning=modem.get("emergency_positioning", True),
         ),
         state=StateConfig(dir=_absolute(overrides.get("state_dir") or state.get("dir"), DEFAULT_STATE_DIR,
                                         source, "[state] dir")),
@@ -289,7 +292,7 @@ def _check_value(source: str, section: str, key: str, value: Any) -> None:
     if key not in known:
         raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(sorted(known))})")
     types, description = known[key]
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         raise ConfigError(f"{source}: [{section}] {key} must be {description}, not {value!r}")
     if isinstance(value, str) and (not value or any(ord(ch) < 32 for ch in value)):
         raise ConfigError(f"{source}: [{section}] {key} must be {description} (empty or control characters)")

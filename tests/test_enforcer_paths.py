@@ -164,3 +164,15 @@ def test_forget_learns_the_paths_again() -> None:
     session.sent.clear()
     assert enforcer.reconcile(False).enforced
     assert "AT+QGPSXTRA?" in session.sent  # read alone again, not trusted from before
+
+
+def test_emergency_positioning_is_a_modem_setting_true_by_default() -> None:
+    from agent.config import parse_config
+    from agent.errors import ConfigError
+
+    base = {"modem": {"port": "sim://ec25"}}
+    assert parse_config(base).modem.emergency_positioning is True
+    assert parse_config({"modem": {"port": "sim://ec25", "emergency_positioning": False}}).modem.emergency_positioning \
+        is False
+    with pytest.raises(ConfigError, match="emergency_positioning must be true or false"):
+        parse_config({"modem": {"port": "sim://ec25", "emergency_positioning": 1}})
