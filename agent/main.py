@@ -24,6 +24,7 @@ HANDLERS: dict[str, str] = {
     "ledger export": "agent.ledger.tool:export_command",
     "rig run": "agent.rig.cli:rig_run_command",
     "rig soak": "agent.rig.cli:rig_soak_command",
+    "policy render": "agent.policy_render:render_command",
 }
 
 
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     rig_soak.add_argument("--port", help="real module's AT port (not supported yet)")
     rig_soak.add_argument("--nmea-port", help="real module's NMEA port (not supported yet)")
     rig_soak.add_argument("--rogue-port", help="real module's second AT port (not supported yet)")
+    policy = commands.add_parser("policy", help="the privacy policy as documents, from a config file (offline)")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="POLICY_COMMAND")
+    policy_render = policy_commands.add_parser("render", help="the notice, the record of processing activities "
+                                                              "(GDPR Art. 30) and a skeleton PIIA (PIPL Art. 55)")
+    policy_render.add_argument("--config", required=True, help="TOML configuration file")
+    policy_render.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    policy_render.add_argument("--document", choices=("all", "notice", "ropa", "piia"), default="all",
+                               help="which document (default: all three)")
     return parser
 
 
@@ -97,6 +106,8 @@ def _handler_for(args: argparse.Namespace) -> Callable[[argparse.Namespace], int
         name = f"ledger {args.ledger_command}"
     if name == "rig":
         name = f"rig {args.rig_command}"
+    if name == "policy":
+        name = f"policy {args.policy_command}"
     module_name, function_name = HANDLERS[name].split(":")
     function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), function_name)
     return function

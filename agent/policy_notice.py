@@ -54,7 +54,7 @@ def purpose_terms(policy: Policy, purpose: Purpose) -> dict[str, Any]:
         "legal_basis": basis,
         "needs_consent": not purpose.is_exception,
         "carries_location": not purpose.is_exception,
-        "data": [*BASE_FIELDS, *purpose.fields] if not purpose.is_exception else ["pseudonym", "time (bucketed)"],
+        "data": [*BASE_FIELDS, *purpose.fields] if not purpose.is_exception else ["no location", *purpose.fields],
         "precision_m": purpose.grid_m,
         "coarsening": policy.coarsening,
         "time_resolution_s": purpose.time_bucket_s,
