@@ -9,6 +9,7 @@
         fixes = assembler.push(sentence)  # FixAssembler: list of agent.model.Fix, one per epoch
                                           # (Fix.mode and validity: agent.nmea.modes)
     reader.feed_eof(); assembler.flush()  # end of input: the open sentence and epoch are completed
+    reader.next_event()                   # a Sentence, or NEED_DATA (the one sentinel, agent.at's)
     reader.counters                       # accepted, bad_checksum, missing_checksum, malformed,
                                           # garbage_bytes, proprietary, unknown
 
@@ -16,13 +17,13 @@
     CaptureFilter().feed(raw)             # gpsd .log files: drops '#' lines and Delay-Cookie bytes
 """
 
+from agent.at.events import NEED_DATA
 from agent.nmea.capture import CaptureFilter
 from agent.nmea.checksum import nmea_checksum, with_checksum
 from agent.nmea.fixes import FixAssembler, FixDecoder
 from agent.nmea.reader import (
     DECODED_TYPES,
     DEFAULT_MAX_SENTENCE_BYTES,
-    NEED_DATA,
     NmeaReader,
     ReaderCounters,
     Sentence,
