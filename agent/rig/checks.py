@@ -85,7 +85,8 @@ def on_stretches_while_off(seen: Observations) -> list[float]:
     for start, stop in seen.off_windows:
         assert start is not None
         end = stop if stop is not None else seen.end
-        began: float | None = None
+        before = [on for wall, on in seen.gnss if wall < start]
+        began: float | None = start if before and before[-1] else None  # already on when the window opened
         for wall, on in seen.gnss:
             if wall < start or wall > end:
                 continue

@@ -9,6 +9,7 @@ log lines on stderr.
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from agent.control import request
 
 TRANSCRIPT_LINES = 400  # per stream: enough to see a failure's context, bounded for a long soak
 STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def write_config(path: Path, at_port: str, nmea_port: str, workdir: Path, agent: Mapping[str, Any]) -> None:
@@ -62,11 +64,13 @@ class DaemonProcess:
         self.expected_exit = False
 
     def start(self) -> None:
+        """Start the daemon; one left running (two restarts in a row) is killed first, never orphaned."""
+        self.kill()
         self.expected_exit = False
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._process = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(self.config)],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                         env=env)
+                                         env=env, preexec_fn=_die_with_parent)
         assert self._process.stdout is not None and self._process.stderr is not None
         self._readers = [self._reader(self._process.stderr, self.at_transcript),
                          self._reader(self._process.stdout, self.nmea_transcript)]
@@ -120,3 +124,14 @@ class DaemonProcess:
         for thread in self._readers:
             thread.join(timeout=5)
         self._readers = []
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the rig (the thread that started it) dies. An orphaned daemon would keep
+    reopening the pty links, and a later run's ptys can get the same /dev/pts numbers: it would lock them and
+    fail that run."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the rig then relies on its own stop()
