@@ -189,3 +189,27 @@ class Rights:
         self.wrong_fixes = self.wrong_fixes | {upload_id}
         return {"corrected": "wrong-fix", "value": upload_id, "outcome": corrections.APPLIED,
                 "delivered": delivered, "detail": detail}
+
+
+def status_extras(pipeline: Pipeline, rights: Rights, last_incidents: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``privacyctl status`` adds to the switch: purposes with consent and precision, sinks with recipient
+    and region, the policy's pending notices, and the last incidents (all new keys)."""
+    listed = pipeline.consent_list()
+    suspended = set(rights.suspended())
+    policy = pipeline.policy
+    return {
+        "policy_version": policy.version,
+        "home_region": policy.home_region,
+        "purposes": [{"purpose": item["purpose"], "legal_basis": item["legal_basis"], "granted": item["granted"],
+                      "suspended": item["purpose"] in suspended, "precision_m": item["grid_m"],
+                      "time_resolution_s": item["time_bucket_s"]} for item in listed["purposes"]],
+        "sinks": [{"sink": sink.name, "recipient": sink.recipient, "region": sink.region,
+                   "cross_border": sink.region != policy.home_region} for sink in policy.sinks],
+        "cross_border": listed["cross_border"],
+        "guardian": listed["guardian"],
+        "policy_notices": list(rights.notices),
+        "last_incidents": last_incidents[:LAST_INCIDENTS],
+    }
+
+
+LAST_INCIDENTS = 5
