@@ -28,6 +28,14 @@ from agent.nmea import (
     decode,
     with_checksum,
 )
+from agent.nmea.fields import (
+    FieldError,
+    read_dmy_date,
+    read_integer,
+    read_number,
+    read_position,
+    read_time,
+)
 
 
 def sentence(body: str) -> Sentence:
@@ -164,17 +172,16 @@ number_text = st.one_of(
 
 def field_by_field(kind: str, body: str) -> object:
     """What the field-by-field readers make of a GGA or RMC (the decoders' fast path must agree)."""
-    from agent.nmea import sentences as module
-
     f = body.split(",")
     f += [""] * (15 - len(f))
     try:
         if kind == "GGA":
-            return Gga("GP", module._time(f, 1), *module._position(f, 2), module._int(f, 6), module._int(f, 7),
-                       module._float(f, 8), module._float(f, 9), module._float(f, 11))
-        return Rmc("GP", module._time(f, 1), f[2], *module._position(f, 3), module._float(f, 7),
-                   module._float(f, 8), module._dmy_date(f, 9), f[12] or None)
-    except module._FieldError as error:
+            return Gga("GP", read_time(f, 1), *read_position(f, 2), read_integer(f, 6),
+                       read_integer(f, 7), read_number(f, 8), read_number(f, 9),
+                       read_number(f, 11))
+        return Rmc("GP", read_time(f, 1), f[2], *read_position(f, 3), read_number(f, 7),
+                   read_number(f, 8), read_dmy_date(f, 9), f[12] or None)
+    except FieldError as error:
         return f"{kind} field {error.number}"
 
 
@@ -309,7 +316,7 @@ def test_undecodable_sentence_is_counted_and_gives_no_fix() -> None:
 @example(hour=23, minute=59, second=59, fraction=".9999995")  # rounds into the next day: not a time of day
 @example(hour=12, minute=0, second=58, fraction=".9999995")  # carries into the next second
 def test_gga_time_of_day_is_read_exactly(hour: int, minute: int, second: int, fraction: str) -> None:
-    # The decoder's rule (agent.nmea.sentences._parse_time): to the nearest microsecond, a half up, on the
+    # The decoder's rule (agent.nmea.fields.parse_time): to the nearest microsecond, a half up, on the
     # decimal digits. The oracle is decimal arithmetic, so no float rounding can make the two disagree.
     text = f"{hour:02d}{minute:02d}{second:02d}{fraction}"
     exact = decimal.Decimal("0" + fraction) if fraction.strip(".") else decimal.Decimal(0)
