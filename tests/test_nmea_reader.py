@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import agent.at
 from agent.errors import UsageError
-from agent.nmea import NEED_DATA, NmeaReader, Sentence, nmea_checksum, with_checksum
+from agent.nmea import NEED_DATA, NmeaReader, ReaderCounters, Sentence, nmea_checksum, with_checksum
 
 CORPORA = Path(__file__).parent / "corpora"
 GGA = b"$GPGGA,022021.00,3644.759368,S,17444.072860,E,1,07,1.1,56.1,M,37.0,M,,*49\r\n"
@@ -186,18 +186,7 @@ def test_reader_goes_on_after_end_of_input() -> None:
 
 def reference_model(data: bytes, bound: int, allow_missing: bool) -> tuple[list[str], dict[str, int]]:
     """The module docstring's rules, written the slow and obvious way."""
-    found = dict.fromkeys(
-        (
-            "accepted",
-            "bad_checksum",
-            "missing_checksum",
-            "malformed",
-            "garbage_bytes",
-            "proprietary",
-            "unknown",
-        ),
-        0,
-    )
+    found = ReaderCounters().as_dict()  # every counter, at zero
     bodies: list[str] = []
     current: bytearray | None = None
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 Fields = list[str]
+T = TypeVar("T")
 
 
 class FieldError(Exception):
@@ -98,24 +101,23 @@ def read_time_and_position(fields: Fields, number: int) -> tuple[dt.time | None,
 
 def read_time(fields: Fields, number: int) -> dt.time | None:
     """``hhmmss`` with optional fraction."""
-    text = fields[number]
-    if not text:
-        return None
-    time = parse_time(text)
-    if time is None:
-        raise FieldError(number, "a time hhmmss.ss")
-    return time
+    return _read_parsed(fields, number, parse_time, "a time hhmmss.ss")
 
 
 def read_dmy_date(fields: Fields, number: int) -> dt.date | None:
     """RMC's ``ddmmyy``. Two-digit years: 80-99 are 19xx (GPS began in 1980), the rest 20xx."""
+    return _read_parsed(fields, number, _parse_dmy_date, "a date ddmmyy")
+
+
+def _read_parsed(fields: Fields, number: int, parse: Callable[[str], T | None], what: str) -> T | None:
+    """Field ``number`` read by ``parse``, which returns None for text that is not ``what``."""
     text = fields[number]
     if not text:
         return None
-    date = _parse_dmy_date(text)
-    if date is None:
-        raise FieldError(number, "a date ddmmyy")
-    return date
+    value = parse(text)
+    if value is None:
+        raise FieldError(number, what)
+    return value
 
 
 # GGA, RMC (and GNS) of one epoch carry the same time and every RMC the same date: remembering the last few
