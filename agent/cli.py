@@ -8,6 +8,8 @@ Usage::
     privacyctl [...] consent list | consent grant|withdraw PURPOSE
     privacyctl [...] consent cross-border grant|withdraw REGION | consent guardian grant|withdraw
     privacyctl [...] uploads [--since WHEN] [--purpose P] [--failed] | why [PURPOSE] | identity reset
+    privacyctl [...] export --out FILE [--overwrite] | log show [--type T] [--since WHEN] [--limit N]
+    privacyctl [...] erase --all | --before DATE | --purpose NAME
 
 ``--json`` may also follow the subcommand (``privacyctl status --json``).
 
@@ -36,10 +38,20 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from agent.control_client import request
-from agent.control_protocol import check_purpose, check_region, check_wait_seconds
+from agent.control_protocol import (
+    POLICY_FORMATS,
+    check_limit,
+    check_purpose,
+    check_record_type,
+    check_region,
+    check_wait_seconds,
+)
+from agent.corrections import WHATS
+from agent.corrections import check_value as check_correction
 from agent.errors import AgentError, AgentUnreachable, UsageError
 
 DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
@@ -114,17 +126,37 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="reset")
     identity.add_parser("reset", parents=[json_after])
 
-    export = commands.add_parser("export", parents=[json_after], help="export your data")
+    export = commands.add_parser("export", parents=[json_after],
+                                 help="a copy of everything recorded (streamed; written by you, not the agent)")
     export.add_argument("--out", required=True, metavar="PATH")
-    commands.add_parser("erase", parents=[json_after], help="erase your data").add_argument(
-        "--all", action="store_true")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file or symlink at PATH")
+    erase = commands.add_parser("erase", parents=[json_after],
+                                help="erase your data: queued data purged, keys destroyed (durable on return)")
+    scope = erase.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--all", action="store_true")
+    scope.add_argument("--before", type=_before, metavar="DATE", help="an ISO 8601 date or time (UTC unless it says)")
+    scope.add_argument("--purpose", type=_purpose, metavar="NAME")
 
     log = commands.add_parser("log", help="the tamper-evident log").add_subparsers(
         dest="action", required=True, metavar="verify")
     log.add_parser("verify", parents=[json_after])
+    log_show = log.add_parser("show", parents=[json_after], help="the records themselves, newest first")
+    log_show.add_argument("--type", type=_record_type, metavar="T",
+                          help="switch, fix_access, upload, consent, request, incident, key_destroyed, ...")
+    log_show.add_argument("--since", type=_since, metavar="WHEN", help="an ISO 8601 time or an age (30m, 12h, 7d)")
+    log_show.add_argument("--limit", type=_limit, default=100, metavar="N", help="at most N records (100)")
     policy = commands.add_parser("policy", help="the privacy policy in force").add_subparsers(
-        dest="action", required=True, metavar="show")
-    policy.add_parser("show", parents=[json_after])
+        dest="action", required=True, metavar="show|accept")
+    policy_show = policy.add_parser("show", parents=[json_after], help="the notice generated from the policy")
+    policy_show.add_argument("--format", choices=POLICY_FORMATS, default="text")
+    policy_show.add_argument("--diff", action="store_true", help="what changed since the previous policy version")
+    policy.add_parser("accept", parents=[json_after],
+                      help="accept a changed policy: its suspended purposes resume under the new terms")
+    correct = commands.add_parser("correct", parents=[json_after], help="correct what the device holds about you",
+                                  description="minor yes|no, guardian yes|no, region CODE (the region you live "
+                                              "in), wrong-fix UPLOAD_ID (as privacyctl uploads shows it)")
+    correct.add_argument("what", choices=WHATS)
+    correct.add_argument("value")
     incidents = commands.add_parser("incidents", parents=[json_after],
                                     help="drift and losses the agent found (newest first)")
     incidents.add_argument("--since", type=_since, metavar="WHEN",
@@ -174,6 +206,31 @@ def _since(text: str, *, now: float | None = None) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _before(text: str) -> int:
+    """``erase --before``: an ISO 8601 date or time (no ages: an erasure names its boundary plainly)."""
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an ISO 8601 date or time (2026-12-01 or "
+                                         "2026-12-01T10:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if moment.year < 1970:
+        raise argparse.ArgumentTypeError("must be after 1970")
+    return int(moment.timestamp() * 1000)
+
+
+_record_type = _checked(check_record_type, "type")
+_limit_check = _checked(check_limit, "limit")
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number")
+    result: int = _limit_check(int(text))  # type: ignore[arg-type]
+    return result
+
+
 def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The op and args the agent understands, for parsed command-line arguments."""
     command, action = args.command, getattr(args, "action", None)
@@ -195,9 +252,20 @@ def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if command == "why":
         return "why", ({} if args.purpose is None else {"purpose": args.purpose})
     if command == "export":
-        return "export", {"out": _absolute(args.out)}  # the agent does not share our working directory
+        return "export", {}  # the agent streams the bundle; export_to writes it here (see main)
     if command == "erase":
-        return "erase", {"all": args.all}
+        chosen = {"all": args.all or None, "before_ms": args.before, "purpose": args.purpose}
+        return "erase", {key: value for key, value in chosen.items() if value is not None}
+    if command == "policy" and action == "show":
+        return "policy.show", {"format": args.format, **({"diff": True} if args.diff else {})}
+    if command == "correct":
+        try:
+            return "correct", {"what": args.what, "value": check_correction(args.what, args.value)}
+        except UsageError as exc:
+            raise UsageProblem(exc.message) from None
+    if command == "log" and action == "show":
+        chosen = {"type": args.type, "since_ms": args.since, "limit": args.limit}
+        return "log.show", {key: value for key, value in chosen.items() if value is not None}
     return (f"{command}.{action}" if action else command), {}
 
 
@@ -364,8 +432,45 @@ def describe_status(result: dict[str, Any]) -> list[str]:
     ledger = result.get("ledger")
     if isinstance(ledger, dict) and ledger.get("key"):
         lines.append(f"Device key: {_shown(ledger['key'])} (pin it: privacy-agent verify-export --key ...)")
-    rest = {key: value for key, value in result.items() if key not in ("location", "modem", "notices")}
+    lines += describe_rights_status(result)
+    shown = ("location", "modem", "notices", *RIGHTS_STATUS_KEYS)
+    rest = {key: value for key, value in result.items() if key not in shown}
     return lines + describe_generic(rest)
+
+
+RIGHTS_STATUS_KEYS = ("purposes", "sinks", "last_incidents", "policy_notices", "cross_border", "guardian")
+
+
+def describe_rights_status(result: dict[str, Any]) -> list[str]:
+    """Status lines for the purposes (consent, precision), the sinks (recipient, region), the last incidents."""
+    lines = []
+    for item in _objects(result.get("purposes")):
+        state = ("suspended: policy changed, see privacyctl policy show --diff" if item.get("suspended")
+                 else "granted" if item.get("granted") else "not granted")
+        lines.append(f"Purpose:    {_shown(item.get('purpose'))} ({_shown(item.get('legal_basis'))}): {state}; "
+                     f"{_shown(item.get('precision_m'))} m, one point per {_shown(item.get('time_resolution_s'))} s")
+    for item in _objects(result.get("sinks")):
+        abroad = ", cross-border" if item.get("cross_border") else ""
+        lines.append(f"Sink:       {_shown(item.get('sink'))} -> {_shown(item.get('recipient'))} "
+                     f"({_shown(item.get('region'))}{abroad})")
+    guardian = result.get("guardian")
+    if isinstance(guardian, dict) and guardian.get("minor"):
+        lines.append(f"Minor:      guardian consent {'recorded' if guardian.get('granted') else 'NOT recorded'}")
+    for item in _objects(result.get("last_incidents")):
+        lines.append(f"Incident:   {_shown(item.get('time'))} {_shown(item.get('kind'))}: {_shown(item.get('cause'))}")
+    return lines
+
+
+def describe_policy(result: dict[str, Any]) -> list[str]:
+    lines = [str(result.get("text", ""))]
+    changes = _objects(result.get("changes")) if "changes" in result else None
+    if changes is not None:
+        lines += ["", f"Changes since policy {_shown(result.get('previous_version'))}:"]
+        lines += [f"  {_shown(item.get('purpose'))}: {_shown(item.get('kind'))} ("
+                  + ", ".join(_shown(term) for term in item.get("changed", [])) + ")"
+                  + (", suspended until privacyctl policy accept" if item.get("suspends") else "")
+                  for item in changes] or ["  (none)"]
+    return lines
 
 
 def describe_generic(value: Any, prefix: str = "") -> list[str]:
@@ -414,6 +519,10 @@ def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         return describe_uploads(result)
     if op == "why":
         return describe_why(result)
+    if op == "log.show":
+        return describe_log(result)
+    if op == "policy.show":
+        return describe_policy(result)
     return describe_generic(result) or ["done"]
 
 
@@ -434,6 +543,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return EXIT_USAGE
     timeout_s = READ_TIMEOUT_S + float(op_args.get("wait_s", 0.0))
     try:
+        if op == "export":
+            return run_export(path, args, as_json=bool(args.json), out=out, err=err)
         return run(path, op, op_args, timeout_s, as_json=bool(args.json), out=out, err=err)
     except KeyboardInterrupt:  # a change already sent stands; the agent finishes it without us
         print("privacyctl: interrupted", file=err)
@@ -462,6 +573,41 @@ def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_jso
                          as_json, out, err)
     printed = _print(text, out, err)
     return printed if printed != EXIT_OK else code
+
+
+def run_export(path: str, args: argparse.Namespace, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """``export``: the agent streams, we write the file (agent.export_client); a --json summary or a few lines."""
+    from agent.export_client import describe_export, export_to, terminal_progress
+
+    try:
+        target = _absolute(args.out)
+        result = export_to(path, Path(target), overwrite=args.overwrite, progress=terminal_progress(err))
+    except UsageProblem as exc:
+        return _fail(EXIT_USAGE, "UsageError", str(exc), as_json, out, err)
+    except AgentUnreachable as exc:
+        return _fail(EXIT_UNREACHABLE, "AgentUnreachable", exc.message, as_json, out, err)
+    except UsageError as exc:
+        return _fail(EXIT_USAGE, "UsageError", exc.message, as_json, out, err)
+    except AgentError as exc:
+        return _fail(EXIT_FAILED, type(exc).__name__, exc.message, as_json, out, err)
+    if as_json:
+        return _print(json.dumps({"path": result.path, **result.summary}, indent=2, sort_keys=True), out, err)
+    return _print("\n".join(describe_export(result)), out, err)
+
+
+def describe_log(result: dict[str, Any]) -> list[str]:
+    """``log show``: one line per record, newest first, then its personal part (or that it was erased)."""
+    lines = [f"{_shown(result.get('shown'))} of {_shown(result.get('matched'))} matching records, newest first"]
+    for record in _objects(result.get("records")):
+        fields = record.get("fields")
+        detail = " ".join(f"{key}={_shown(value)}" for key, value in fields.items()) \
+            if isinstance(fields, dict) else ""
+        lines.append(f"{_shown(record.get('time'))}  #{_shown(record.get('seq'))}  {_shown(record.get('type'))}  "
+                     f"{detail}".rstrip())
+        personal = record.get("personal")
+        if isinstance(personal, dict):
+            lines.append("    (erased)" if personal.get("erased") else f"    {_shown(personal)}")
+    return lines
 
 
 def _print(text: str, out: TextIO, err: TextIO) -> int:

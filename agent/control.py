@@ -6,7 +6,8 @@ Public API::
 
     Peer(pid, uid, gid, groups)                  # the other end (SO_PEERCRED + supplementary groups)
     Request(op, args, version=1)                 # a validated request
-    Handler = Callable[[Request, Peer], dict]    # returns the "result" object; raises AgentError to refuse
+    Handler = Callable[[Request, Peer], dict | StreamReply]  # the "result" object (or a stream: the export);
+                                                 # raises AgentError to refuse
     ControlServer(path, handler, group=None, peer_credentials=read_peer_credentials,
                   max_request_bytes=65536, mode=0o660, read_timeout_s=5.0, max_connections=16,
                   max_per_uid=4, reserved_slots=4, crowded_read_timeout_s=1.0)
@@ -53,6 +54,10 @@ from pathlib import Path
 
 from agent.control_client import request
 from agent.control_protocol import (
+    FRAME_DATA,
+    FRAME_END,
+    FRAME_HEADER,
+    MAX_FRAME_BYTES,
     MUTATING_OPS,
     OP_TABLE,
     OPS,
@@ -62,8 +67,12 @@ from agent.control_protocol import (
     Peer,
     Request,
     Slots,
+    StreamReply,
     encode_error,
+    encode_frame,
+    encode_progress,
     encode_result,
+    encode_stream_start,
     parse_request,
     parse_status_groups,
     read_request,
@@ -73,6 +82,7 @@ from agent.errors import (
     AgentError,
     ConfigError,
     ControlError,
+    PermissionDenied,
 )
 
 log = logging.getLogger(__name__)
@@ -131,13 +141,15 @@ class ControlServer:
                  peer_credentials: Callable[[socket.socket], Peer] = read_peer_credentials,
                  max_request_bytes: int = 65536, mode: int = 0o660, read_timeout_s: float = 5.0,
                  max_connections: int = 16, max_per_uid: int = 4, reserved_slots: int = 4,
-                 crowded_read_timeout_s: float = 1.0) -> None:
+                 crowded_read_timeout_s: float = 1.0,
+                 on_denied: Callable[[Peer], None] | None = None) -> None:
         if max_request_bytes < 16:
             raise ValueError("need max_request_bytes >= 16")
         self.path = Path(path)
         self._handler = handler
         self._group = group
         self._peer_credentials = peer_credentials
+        self._on_denied = on_denied  # told of each request refused for want of the right (an incident)
         self._max_request_bytes = max_request_bytes
         self._mode = mode
         self._server_uid = os.geteuid()
@@ -277,7 +289,9 @@ class ControlServer:
         conn.setblocking(True)
         try:
             reply = self._reply_for(conn, peer, read_timeout_s)
-            if reply is not None:
+            if isinstance(reply, StreamReply):
+                _stream(conn, reply)
+            elif reply is not None:
                 _send_quietly(conn, reply, read_timeout_s)
                 _drain_before_close(conn)
         finally:
@@ -286,20 +300,24 @@ class ControlServer:
                 self._slots.give_back(peer.uid)
             conn.close()
 
-    def _reply_for(self, conn: socket.socket, peer: Peer, read_timeout_s: float) -> bytes | None:
+    def _reply_for(self, conn: socket.socket, peer: Peer, read_timeout_s: float) -> bytes | StreamReply | None:
         try:
             line = self._read_line(conn, read_timeout_s)
             if line is None:
                 return None  # the client went away without asking anything
             request = read_request(line, peer, group_gid=self._group_gid, server_uid=self._server_uid)
             return self._call_handler(request, peer)
+        except PermissionDenied as exc:
+            if self._on_denied is not None:
+                self._on_denied(peer)
+            return encode_error(exc)
         except AgentError as exc:
             return encode_error(exc)
         except Exception:  # a bug here must end this connection only
             log.exception("control connection failed")
             return encode_error(AgentError("internal error in the agent; see its log"))
 
-    def _call_handler(self, request: Request, peer: Peer) -> bytes:
+    def _call_handler(self, request: Request, peer: Peer) -> bytes | StreamReply:
         try:
             result = self._handler(request, peer)
         except AgentError:
@@ -307,6 +325,8 @@ class ControlServer:
         except Exception:
             log.exception("control handler failed on op %s", request.op)
             raise AgentError("internal error in the agent; see its log") from None
+        if isinstance(result, StreamReply):
+            return result
         if not isinstance(result, dict):
             log.error("control handler returned %s for op %s", type(result).__name__, request.op)
             raise AgentError("internal error in the agent; see its log")
@@ -398,6 +418,54 @@ def _send_quietly(conn: socket.socket, data: bytes, timeout_s: float) -> None:
         conn.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+
+
+STREAM_SEND_TIMEOUT_S = 30.0  # a client that reads nothing for this long is dropped, and the stream ends
+
+
+class _SocketStreamOut:
+    """A stream's frames onto the connection; once the client has gone, every write raises ControlError."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()  # the export writes from two threads: whole frames, never interleaved
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_FRAME_BYTES):
+            piece = view[start:start + MAX_FRAME_BYTES]
+            with self._lock:
+                self._send(FRAME_HEADER.pack(FRAME_DATA, len(piece)))
+                self._send(piece)
+
+    def progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._send(encode_progress(done, total))
+
+    def _send(self, data: bytes | memoryview) -> None:
+        try:
+            self._conn.sendall(data)
+        except OSError as exc:  # gone, or not reading: stop the producer; the agent itself is unharmed
+            raise ControlError("the client stopped reading the stream", errno=exc.errno) from None
+
+
+def _stream(conn: socket.socket, reply: StreamReply) -> None:
+    """Send a header line, the producer's frames, an end frame and the trailer (its result or its error)."""
+    conn.settimeout(STREAM_SEND_TIMEOUT_S)
+    out = _SocketStreamOut(conn)
+    try:
+        conn.sendall(encode_stream_start(reply.header))
+        try:
+            trailer = encode_result(reply.produce(out))
+        except AgentError as exc:
+            trailer = encode_error(exc)
+        except Exception:  # a bug in the producer ends this stream only
+            log.exception("control stream failed")
+            trailer = encode_error(AgentError("internal error in the agent; see its log"))
+        conn.sendall(encode_frame(FRAME_END) + trailer)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        log.info("a control client left in the middle of a stream")
 
 
 _LINGER_S = 1.0

@@ -22,19 +22,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agent import errors
 from agent.control_wire import PURPOSE, PURPOSE_RULE
+from agent.corrections import check_what
 from agent.errors import AgentError, ControlError, PermissionDenied, UsageError
 
 PROTOCOL_VERSION = 1
 MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 10.0
-
-_MAX_PATH_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,72 @@ class Request:
     version: int = PROTOCOL_VERSION
 
 
-Handler = Callable[[Request, Peer], dict[str, Any]]
+class StreamOut(Protocol):
+    """Where a streaming op writes its body: bytes, and how far it has got (shown as a progress bar)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def progress(self, done: int, total: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReply:
+    """A handler's answer that is a byte stream (the export bundle) instead of one reply line.
+
+    On the wire: a header line ``{"ok": true, "stream": true, "result": header}``, then frames (see
+    :func:`encode_frame`), then an end frame and a trailer line: the ``produce`` call's result as an ordinary
+    reply, or the error that stopped it. ``produce`` writes through a :class:`StreamOut`, whose ``write``
+    raises ControlError once the client has gone: the producer stops, and the agent goes on unharmed."""
+
+    header: Mapping[str, Any]
+    produce: Callable[[StreamOut], dict[str, Any]]
+
+
+Handler = Callable[[Request, Peer], "dict[str, Any] | StreamReply"]
+
+# Stream frames: one kind byte and a big-endian u32 length, then the payload.
+FRAME_HEADER = struct.Struct(">cI")
+FRAME_DATA, FRAME_PROGRESS, FRAME_END = b"D", b"P", b"E"
+MAX_FRAME_BYTES = 1 << 20
+_PROGRESS = struct.Struct(">QQ")
+
+
+def encode_stream_start(header: Mapping[str, Any]) -> bytes:
+    return _line({"ok": True, "stream": True, "result": dict(header)})
+
+
+def encode_frame(kind: bytes, payload: bytes = b"") -> bytes:
+    """One frame's header and payload (data frames of at most MAX_FRAME_BYTES: split larger writes)."""
+    if kind not in (FRAME_DATA, FRAME_PROGRESS, FRAME_END) or len(payload) > MAX_FRAME_BYTES:
+        raise ValueError("not a frame the protocol knows")
+    return FRAME_HEADER.pack(kind, len(payload)) + payload
+
+
+def encode_progress(done: int, total: int) -> bytes:
+    return encode_frame(FRAME_PROGRESS, _PROGRESS.pack(max(0, done), max(0, total)))
+
+
+def decode_frame_header(raw: bytes) -> tuple[bytes, int]:
+    """(kind, payload length) of a frame header; ControlError for anything the agent never sends."""
+    kind, size = FRAME_HEADER.unpack(raw)
+    if kind not in (FRAME_DATA, FRAME_PROGRESS, FRAME_END) or size > MAX_FRAME_BYTES or \
+            (kind == FRAME_PROGRESS and size != _PROGRESS.size) or (kind == FRAME_END and size != 0):
+        raise ControlError("the agent sent a malformed stream frame")
+    return kind, size
+
+
+def decode_progress(payload: bytes) -> tuple[int, int]:
+    done, total = _PROGRESS.unpack(payload)
+    return int(done), int(total)
+
+
+def is_stream_start(line: bytes) -> bool:
+    """Whether a reply line opens a stream (a header line) rather than being the whole answer."""
+    try:
+        reply = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(reply, dict) and reply.get("ok") is True and reply.get("stream") is True
 ArgCheck = Callable[[str, Any], Any]  # (name, value as sent) -> the value the handler gets; UsageError if bad
 
 
@@ -74,14 +139,6 @@ def check_wait_seconds(key: str, value: Any) -> float:
 def check_purpose(key: str, value: Any) -> str:
     if not isinstance(value, str) or not PURPOSE.fullmatch(value):
         raise UsageError(f"'{key}' must be {PURPOSE_RULE}")
-    return value
-
-
-def _path_text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or "\0" in value or len(value) > _MAX_PATH_CHARS:
-        raise UsageError(f"'{key}' must be a non-empty path")
-    if not value.startswith("/"):
-        raise UsageError(f"'{key}' must be an absolute path")
     return value
 
 
@@ -109,6 +166,38 @@ def check_region(key: str, value: Any) -> str:
     return value
 
 
+_RECORD_TYPE = re.compile(r"[a-z][a-z_]{0,31}")
+MAX_LOG_LIMIT = 1000
+
+
+def check_record_type(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _RECORD_TYPE.fullmatch(value):
+        raise UsageError(f"'{key}' must be a record type such as switch, upload, request")
+    return value
+
+
+def check_limit(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LOG_LIMIT:
+        raise UsageError(f"'{key}' must be a whole number from 1 to {MAX_LOG_LIMIT}")
+    return value
+
+
+POLICY_FORMATS = ("text", "markdown", "json")
+
+
+def check_policy_format(key: str, value: Any) -> str:
+    if value not in POLICY_FORMATS:
+        raise UsageError(f"'{key}' must be one of " + ", ".join(POLICY_FORMATS))
+    return str(value)
+
+
+def _correction_value(key: str, value: Any) -> bool | str:
+    """yes/no (a bool), a region code or an upload id: the handler checks it against what is corrected."""
+    if isinstance(value, bool) or (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()):
+        return value
+    raise UsageError(f"'{key}' must be true, false or a short text (a region code or an upload id)")
+
+
 # -- the op table: to add an op, add a line here (and serve it in the handler) -------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +212,10 @@ class OpSpec:
 OP_TABLE: dict[str, OpSpec] = {
     "status": OpSpec(mutating=False),
     "location.status": OpSpec(mutating=False, args={"check": _flag, "wait_s": check_wait_seconds}),
-    "policy.show": OpSpec(mutating=False),
+    "policy.show": OpSpec(mutating=False, args={"format": check_policy_format, "diff": _flag}),
+    "policy.accept": OpSpec(mutating=True),
+    "correct": OpSpec(mutating=True, args={"what": check_what, "value": _correction_value},
+                      required=frozenset({"what", "value"})),
     "incidents": OpSpec(mutating=False, args={"since_ms": _time_ms}),
     "consent.list": OpSpec(mutating=False),
     "log.verify": OpSpec(mutating=False),
@@ -137,8 +229,11 @@ OP_TABLE: dict[str, OpSpec] = {
                                    required=frozenset({"region", "granted"})),
     "consent.guardian": OpSpec(mutating=True, args={"granted": _flag}, required=frozenset({"granted"})),
     "identity.reset": OpSpec(mutating=True),
-    "export": OpSpec(mutating=True, args={"out": _path_text}, required=frozenset({"out"})),
-    "erase": OpSpec(mutating=True, args={"all": _flag}),
+    # export answers with a stream (see StreamReply): the daemon never writes to a path the user names
+    "export": OpSpec(mutating=True),
+    "erase": OpSpec(mutating=True, args={"all": _flag, "before_ms": _time_ms, "purpose": check_purpose}),
+    "log.show": OpSpec(mutating=False, args={"type": check_record_type, "since_ms": _time_ms,
+                                             "limit": check_limit}),
 }
 
 OPS: frozenset[str] = frozenset(OP_TABLE)

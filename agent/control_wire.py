@@ -18,7 +18,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 MAX_CHUNK = 65536
 MAX_REPLY_BYTES = 1 << 20  # the agent's replies are a few KiB; more is not the agent talking
@@ -124,3 +124,86 @@ def _read_line(conn: socket.socket, deadline: float) -> bytes:
     if not buffer:
         raise EOFError("the agent closed the connection without replying")
     return bytes(buffer)
+
+
+# -- streams (the export): a header line, frames, an end frame, a trailer line ----------------------------
+
+_FRAME_HEADER_BYTES = 5  # agent.control_protocol.FRAME_HEADER: a kind byte and a u32 length
+
+
+class StreamReader:
+    """The reply to a streaming op, read in bounded memory: the header line, then frames, then the trailer.
+
+    Every read waits at most ``idle_s`` (the agent sends progress while it works, so silence is a failure)."""
+
+    def __init__(self, conn: socket.socket, idle_s: float) -> None:
+        self._conn = conn
+        self._idle_s = idle_s
+        self._buffer = bytearray()
+
+    def line(self) -> bytes:
+        """The next line (LF removed); at most MAX_REPLY_BYTES."""
+        while (end := self._buffer.find(b"\n")) < 0:
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise ReplyTooLarge(f"the reply is longer than {MAX_REPLY_BYTES} bytes")
+            if not self._fill():
+                if not self._buffer:
+                    raise EOFError("the agent closed the connection without replying")
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                return line
+        line = bytes(self._buffer[:end])
+        del self._buffer[:end + 1]
+        return line
+
+    def exactly(self, size: int) -> bytes:
+        """The next ``size`` bytes; EOFError when the stream ends before."""
+        if len(self._buffer) >= size:
+            data = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            return data
+        target = bytearray(size)
+        view = memoryview(target)
+        have = len(self._buffer)
+        view[:have] = self._buffer
+        self._buffer.clear()
+        while have < size:
+            self._conn.settimeout(self._idle_s)
+            got = self._conn.recv_into(view[have:])
+            if not got:
+                raise EOFError("the agent closed the connection in the middle of a stream")
+            have += got
+        return bytes(target)
+
+    def frame_header(self) -> bytes:
+        return self.exactly(_FRAME_HEADER_BYTES)
+
+    def _fill(self) -> bool:
+        self._conn.settimeout(self._idle_s)
+        chunk = self._conn.recv(MAX_CHUNK)
+        self._buffer += chunk
+        return bool(chunk)
+
+
+@contextlib.contextmanager
+def open_stream(path: str, line: bytes, timeout_s: float) -> Iterator[tuple[bytes, StreamReader]]:
+    """Send ``line`` and yield (the first reply line, a reader for what follows). A busy agent is retried as
+    in :func:`exchange` while ``timeout_s`` lasts; after that ``timeout_s`` bounds each wait for bytes."""
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _connect(conn, path, deadline)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                conn.sendall(line)
+            reader = StreamReader(conn, timeout_s)
+            first = reader.line()
+            pause = _uniform_jitter(backoff_ceiling_s(attempt))
+            if not is_busy_reply(first) or time.monotonic() + pause >= deadline:
+                yield first, reader
+                return
+        finally:
+            conn.close()
+        time.sleep(pause)
+        attempt += 1

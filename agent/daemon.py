@@ -26,7 +26,7 @@ from agent import systemd, transport
 from agent.at import Command, Response
 from agent.config import Config
 from agent.control import ControlServer, Peer, Request, check_socket_free
-from agent.control_protocol import MAX_WAIT_S
+from agent.control_protocol import MAX_WAIT_S, StreamReply
 from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import AgentError, PortBusy, PortUnavailable, StateDamaged, StoreError, UsageError
 from agent.incident_hook import IncidentHook
@@ -37,6 +37,7 @@ from agent.model import CellInfo, Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.nmea_feed import NmeaFeed
 from agent.quectel import commands, responses
 from agent.rights import Rights, status_extras
+from agent.rights_requests import REQUEST_OPS, RightsRequests
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
 from agent.state import (
     DEFAULT,
@@ -641,6 +642,9 @@ class Agent:
         self.supervisor.fix_listeners.append(self.uploads.pipeline.on_fix)
         self.rights = Rights(self.ledger, self.uploads.pipeline, self.uploads.spool)
         self.rights.start()  # corrections folded in, the policy archived; a material change suspends its purposes
+        pipeline_now = self.uploads.pipeline
+        self.requests = RightsRequests(self.ledger, self.uploads.spool, lambda: pipeline_now.policy, config.rights,
+                                       clock=clock, ledger_retention_days=config.ledger.retention_days)
         self.supervisor.on_identified = self.uploads.learn_identifiers
         self.local_feed: LocalFeed | None = None  # [local_feed]: filtered NMEA for programs on this device
         if config.local_feed is not None:
@@ -649,12 +653,15 @@ class Agent:
                                                local_decision=pipeline.local_decision,
                                                coarsener=lambda: pipeline.coarsener)
             self.supervisor.fix_listeners.append(self.local_feed.on_fix)
-        self.control = ControlServer(config.control.socket, self.handle, group=config.control.group)
+        self.control = ControlServer(config.control.socket, self.handle, group=config.control.group,
+                                     on_denied=lambda peer: self.supervisor.record_denied(peer.uid))
 
-    def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
+    def handle(self, request: Request, peer: Peer) -> dict[str, Any] | StreamReply:
         """Route a control request: the switch and the log to the supervisor, the upload path's ops to it."""
         if request.op.startswith(UPLOAD_OPS):
             return self.uploads.handle(request.op, dict(request.args), peer.uid)
+        if request.op in REQUEST_OPS:  # export (a stream), erase, log.show: agent/rights_requests.py
+            return self.requests.handle(request.op, dict(request.args), peer.uid)
         if request.op in RIGHTS_OPS:
             return self.handle_right(request, peer)
         return self.supervisor.handle(request, peer)

@@ -28,11 +28,19 @@ def request_for(*argv: str) -> tuple[str, dict[str, Any]]:
     (["consent", "grant", "fleet"], "consent.grant", {"purpose": "fleet"}),
     (["consent", "withdraw", "fleet"], "consent.withdraw", {"purpose": "fleet"}),
     (["identity", "reset"], "identity.reset", {}),
-    (["export", "--out", "/srv/x.export"], "export", {"out": "/srv/x.export"}),
-    (["erase"], "erase", {"all": False}),
+    (["export", "--out", "/srv/x.export"], "export", {}),
     (["erase", "--all"], "erase", {"all": True}),
+    (["erase", "--before", "2026-12-01"], "erase", {"before_ms": 1796083200000}),
+    (["erase", "--purpose", "fleet"], "erase", {"purpose": "fleet"}),
+    (["log", "show", "--type", "upload"], "log.show", {"type": "upload", "limit": 100}),
     (["log", "verify"], "log.verify", {}),
-    (["policy", "show"], "policy.show", {}),
+    (["policy", "show"], "policy.show", {"format": "text"}),
+    (["policy", "show", "--format", "markdown", "--diff"], "policy.show", {"format": "markdown", "diff": True}),
+    (["policy", "accept"], "policy.accept", {}),
+    (["correct", "minor", "yes"], "correct", {"what": "minor", "value": True}),
+    (["correct", "guardian", "no"], "correct", {"what": "guardian", "value": False}),
+    (["correct", "region", "EU"], "correct", {"what": "region", "value": "EU"}),
+    (["correct", "wrong-fix", "0a1b2c"], "correct", {"what": "wrong-fix", "value": "0a1b2c"}),
     (["incidents"], "incidents", {}),
 ])
 def test_every_command_maps_to_a_request_the_agent_accepts(argv: list[str], op: str,
@@ -42,18 +50,20 @@ def test_every_command_maps_to_a_request_the_agent_accepts(argv: list[str], op: 
     assert parse_request(wire).op == op  # the server's validation agrees with what the CLI sends
 
 
-def test_export_paths_are_made_absolute_because_the_agent_has_another_working_directory(
+def test_export_sends_no_path_because_privacyctl_writes_the_file_itself(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert request_for("export", "--out", "mine.export") == ("export", {"out": str(tmp_path / "mine.export")})
+    assert request_for("export", "--out", "mine.export") == ("export", {})
 
 
 @pytest.mark.parametrize("argv", [
     [], ["frobnicate"], ["location"], ["location", "maybe"], ["location", "off", "--wait", "61"],
     ["location", "off", "--wait", "-1"], ["location", "off", "--wait", "nan"],
     ["location", "off", "--wait", "x"],
-    ["consent", "grant"], ["export"], ["erase", "--everything"], ["log"], ["status", "extra"],
+    ["consent", "grant"], ["export"], ["erase", "--everything"], ["erase"], ["erase", "--all", "--purpose", "x"],
+    ["erase", "--before", "yesterday"], ["erase", "--purpose", "Ads"], ["log"], ["status", "extra"],
     ["consent", "grant", "Ads"], ["consent", "withdraw", "a" * 65], ["consent", "grant", ""],
+    ["policy", "show", "--format", "html"], ["correct", "age", "12"], ["correct", "minor"],
 ])
 def test_usage_errors_exit_2_before_any_connection(argv: list[str], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,3 +279,14 @@ def test_in_json_mode_an_error_is_printed_once_as_json_on_stdout(tmp_path: Any) 
     assert err.getvalue() == ""
     reply = json.loads(out.getvalue())
     assert reply["ok"] is False and reply["error"]["kind"] == "AgentUnreachable"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["correct", "minor", "maybe"], "a correction of 'minor' takes yes or no"),
+    (["correct", "region", "eu"], "a region is an upper-case code such as CN or EU"),
+    (["correct", "wrong-fix", "a b"], "a wrong fix is named by its upload id"),
+])
+def test_bad_correction_values_exit_2_naming_the_problem(argv: list[str], message: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--socket", str(tmp_path / "never.sock"), *argv]) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err

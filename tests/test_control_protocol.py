@@ -63,9 +63,10 @@ def test_wait_is_optional_so_the_agent_applies_its_configured_default() -> None:
 def test_arguments_of_the_other_mutating_ops() -> None:
     grant = {"v": 1, "op": "consent.grant", "args": {"purpose": "fleet.tracking"}}
     assert parse_request(line(grant)).args == {"purpose": "fleet.tracking"}
-    assert parse_request(line({"v": 1, "op": "export", "args": {"out": "/tmp/x.export"}})).args == {
-        "out": "/tmp/x.export"}
+    assert parse_request(line({"v": 1, "op": "export"})).args == {}  # a stream back: the agent takes no path
     assert parse_request(line({"v": 1, "op": "erase", "args": {"all": True}})).args == {"all": True}
+    assert parse_request(line({"v": 1, "op": "erase", "args": {"before_ms": 5}})).args == {"before_ms": 5}
+    assert parse_request(line({"v": 1, "op": "erase", "args": {"purpose": "fleet"}})).args == {"purpose": "fleet"}
 
 
 def test_arguments_of_the_read_ops_that_take_some() -> None:
@@ -122,14 +123,14 @@ def test_framing_and_json_errors(raw: bytes, fragment: str) -> None:
     ({"v": 1, "op": "location.on", "args": {"uid": 0}}, UsageError, "does not take: uid"),
     ({"v": 1, "op": "consent.grant"}, UsageError, "needs: purpose"),
     ({"v": 1, "op": "consent.withdraw", "args": {}}, UsageError, "needs: purpose"),
-    ({"v": 1, "op": "export"}, UsageError, "needs: out"),
+    ({"v": 1, "op": "export", "args": {"out": "/tmp/x"}}, UsageError, "does not take: out"),
     ({"v": 1, "op": "consent.grant", "args": {"purpose": ""}}, UsageError, "purpose name"),
     ({"v": 1, "op": "consent.grant", "args": {"purpose": "Ads"}}, UsageError, "purpose name"),
     ({"v": 1, "op": "consent.grant", "args": {"purpose": "a" * 65}}, UsageError, "purpose name"),
     ({"v": 1, "op": "consent.withdraw", "args": {"purpose": ["x"]}}, UsageError, "purpose name"),
-    ({"v": 1, "op": "export", "args": {"out": "relative/path"}}, UsageError, "absolute path"),
-    ({"v": 1, "op": "export", "args": {"out": ""}}, UsageError, "non-empty path"),
-    ({"v": 1, "op": "export", "args": {"out": "/tmp/a\u0000b"}}, UsageError, "non-empty path"),
+    ({"v": 1, "op": "log.show", "args": {"limit": 0}}, UsageError, "whole number"),
+    ({"v": 1, "op": "log.show", "args": {"type": "Upload!"}}, UsageError, "record type"),
+    ({"v": 1, "op": "erase", "args": {"before_ms": -1}}, UsageError, "milliseconds"),
     ({"v": 1, "op": "erase", "args": {"all": 1}}, UsageError, "true or false"),
 ])
 def test_request_errors_name_the_problem(message: dict[str, Any], error: type[AgentError],
@@ -190,7 +191,7 @@ def test_the_mutating_and_read_ops_split_every_op() -> None:
     assert MUTATING_OPS.isdisjoint(READ_OPS)
     assert {"location.on", "location.off", "erase", "export", "identity.reset"} <= MUTATING_OPS
     assert {"status", "location.status", "incidents", "log.verify", "policy.show", "consent.list", "uploads",
-            "why"} == READ_OPS
+            "why", "log.show"} == READ_OPS
     assert {"consent.grant", "consent.withdraw", "consent.cross_border", "consent.guardian"} <= MUTATING_OPS
 
 

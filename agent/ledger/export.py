@@ -51,6 +51,7 @@ RECORDS = "records.jsonl"
 README = "README.txt"
 SEGMENT_DIR = "segments/"
 COPY_CHUNK = 1 << 20
+STREAM_BUFFER = 256 << 10  # a streamed export hands on writes of at least this much (zip headers are tiny)
 JSONL_BATCH = 1024  # records per progress report
 JSONL_CHUNK = 4096  # lines (at least) per chunk handed to the writer thread, about 1.3 MB: see lines()
 WRITE_QUEUE = 2  # chunks waiting for the writer thread: bounds the memory the export uses
@@ -191,6 +192,37 @@ def write_export(snapshot: Snapshot, out: Path, *, overwrite: bool = False,
                          head=snapshot.head.hex(), bytes=os.path.getsize(out))
 
 
+def write_export_stream(snapshot: Snapshot, write: Callable[[bytes], None], *, progress: Progress | None = None,
+                        notice: str | None = None) -> ExportSummary:
+    """Write the bundle for ``snapshot`` as a stream of bytes handed to ``write`` (the control socket's
+    export): the same zip as :func:`write_export`, made without seeking (sizes follow each file's data), in
+    bounded memory. ``notice``: the plain-words answers about this device's policy, appended to README.txt.
+    The summary's ``path`` is empty and ``bytes`` counts what was written."""
+    sink = _StreamSink(write)
+    with io.BufferedWriter(sink, buffer_size=STREAM_BUFFER) as handle:
+        counts, erased = _write_zip(snapshot, handle, progress, notice)
+    return ExportSummary(path="", records=snapshot.count, erased_records=erased, counts=counts,
+                         head=snapshot.head.hex(), bytes=sink.written)
+
+
+class _StreamSink(io.RawIOBase):
+    """A write-only, unseekable file over a callback: zipfile then writes each size after its file's data."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        super().__init__()
+        self._write = write
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._write(chunk)
+        self.written += len(chunk)
+        return len(chunk)
+
+
 def _check_target(out: Path, overwrite: bool) -> None:
     if out.is_symlink() and not overwrite:
         raise UsageError(f"{out.name} is a symlink; refusing to write through it")
@@ -211,14 +243,15 @@ def _publish(temporary: Path, out: Path, overwrite: bool) -> None:
     files.sync_dir(out.parent)
 
 
-def _write_zip(snapshot: Snapshot, handle: IO[bytes],
-               progress: Progress | None) -> tuple[dict[str, int], int]:
+def _write_zip(snapshot: Snapshot, handle: IO[bytes], progress: Progress | None,
+               notice: str | None = None) -> tuple[dict[str, int], int]:
     digests: dict[str, dict[str, Any]] = {}
     if len(snapshot.segments) + 4 > MAX_MEMBERS:  # an export that verify-export refuses is no use to anyone
         raise ExportError("the log has more segments than an export can hold", limit=MAX_MEMBERS - 4)
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
                          allowZip64=True) as archive:
-        _write_member(archive, README, [README_TEXT.encode()], digests)
+        readme = README_TEXT if notice is None else f"{notice.rstrip()}\n\n\nAbout the files\n\n{README_TEXT}"
+        _write_member(archive, README, [readme.encode()], digests)
         for name, size in snapshot.segments:
             chunks = _segment_chunks(snapshot.directory / name, size)
             # segments are mostly ciphertext and hashes, which do not compress: store them as they are

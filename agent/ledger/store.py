@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -644,7 +644,7 @@ class Ledger:
 
     # -- erasure ------------------------------------------------------------------------------------------
     def erase(self, *, epoch: int | None = None, time_range: tuple[int, int] | None = None,
-              everything: bool = False) -> EraseSummary:
+              everything: bool = False, key_ids: Collection[str] | None = None) -> EraseSummary:
         """Destroy the data keys of one pseudonym epoch, of a time range (ms), or all of them; record it
         durably.
 
@@ -652,8 +652,11 @@ class Ledger:
         anyone.
         A time range erases whole keys, so the reported ``span_ms`` may be wider than the range asked for.
         """
-        if [epoch is not None, time_range is not None, everything].count(True) != 1:
-            raise UsageError("erase needs exactly one of: epoch, time_range, everything")
+        if [epoch is not None, time_range is not None, everything, key_ids is not None].count(True) != 1:
+            raise UsageError("erase needs exactly one of: epoch, time_range, everything, key_ids")
+        if key_ids is not None:  # the keys that sealed chosen records (erase --purpose)
+            chosen = frozenset(key_ids)
+            return self._erase(lambda info: info.key_id in chosen, "key_ids", {})
         if time_range is not None:
             if not (isinstance(time_range, tuple | list) and len(time_range) == 2
                     and all(isinstance(value, int) for value in time_range)
@@ -790,6 +793,13 @@ class Ledger:
         from agent.ledger.export import write_export
 
         return write_export(self.snapshot(), Path(out), overwrite=overwrite, progress=progress)
+
+    def export_stream(self, write: Callable[[bytes], None], *, progress: Callable[[int, int], None] | None = None,
+                      notice: str | None = None) -> ExportSummary:
+        """The same bundle, handed to ``write`` piece by piece (the control socket's export); no file."""
+        from agent.ledger.export import write_export_stream
+
+        return write_export_stream(self.snapshot(), write, progress=progress, notice=notice)
 
     # -- closing ------------------------------------------------------------------------------------------
     def flush(self) -> None:
