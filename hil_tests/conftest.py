@@ -1,28 +1,22 @@
-"""Fixtures for hil tests: a real agent (threads, sim:// ports, a real control socket) against the simulator."""
+"""Fixtures for hil tests, built on the rig plugin ``agent.testing`` (loaded through its ``pytest11`` entry point).
+
+The plugin gives ``hil_target``, ``sim_modem``, ``privacy_daemon`` and ``privacyctl``; the names older tests use
+stay as thin aliases: ``sim_name`` is the plugin's ``hil_sim_name``, ``running_agent`` its ``privacy_daemon``,
+``RunningAgent`` its ``RunningDaemon``, ``sim_config`` its ``daemon_config`` on the simulator.
+"""
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_names = itertools.count()
+from agent.testing import HilTarget, RunningDaemon, daemon_config, wait_until
 
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout_s`` passed; returns its last truth value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
+RunningAgent = RunningDaemon
+__all__ = ["RunningAgent", "read_until", "sim_config", "wait_until"]
 
 
 def read_until(port: Any, marker: bytes, timeout_s: float = 5.0) -> bytes:
@@ -34,65 +28,17 @@ def read_until(port: Any, marker: bytes, timeout_s: float = 5.0) -> bytes:
     return bytes(data)
 
 
-@pytest.fixture
-def sim_name() -> Iterator[str]:
-    from agent import sim
-
-    sim.register()
-    name = f"hil{next(_names)}"
-    yield name
-    sim.forget(name)
-
-
-@dataclass
-class RunningAgent:
-    agent: Any
-    name: str
-    socket: Path
-    state_dir: Path
-
-    @property
-    def modem(self) -> Any:
-        from agent import sim
-
-        return sim.modem_for(self.name)
-
-    def request(self, op: str, **args: Any) -> dict[str, Any]:
-        from agent.control import request
-
-        return request(self.socket, op, args or None, timeout_s=30.0)
-
-    def rogue(self, line: str) -> None:
-        """Another program on the module's second AT interface sends ``line``."""
-        self.modem.write("at2", line.encode() + b"\r")
-
-
 def sim_config(tmp_path: Path, name: str, *, interval_s: float = 1.0, nmea: bool = True,
                guard_port: str | None = None) -> Any:
-    from agent.config import parse_config
-
-    base = f"sim://ec25?name={name}&seed=3&ttff=1"
-    modem: dict[str, Any] = {"port": f"{base}&port=at", "reconcile_interval_s": interval_s, "verify_timeout_s": 10}
-    if nmea:
-        modem["nmea_port"] = f"{base}&port=nmea"
-    if guard_port:
-        modem["guard_port"] = guard_port
-    return parse_config({
-        "modem": modem,
-        "state": {"dir": str(tmp_path / "state")},
-        "control": {"socket": str(tmp_path / "control.sock")},
-    })
+    """A daemon config on the simulated module called ``name``."""
+    return daemon_config(tmp_path, HilTarget(), name, interval_s=interval_s, nmea=nmea, guard_port=guard_port)
 
 
 @pytest.fixture
-def running_agent(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    from agent.daemon import Agent
+def sim_name(hil_sim_name: str) -> str:
+    return hil_sim_name
 
-    config = sim_config(tmp_path, sim_name)
-    agent = Agent(config)
-    agent.start()
-    try:
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
-        yield RunningAgent(agent, sim_name, config.control.socket, config.state.dir)
-    finally:
-        agent.stop()
+
+@pytest.fixture
+def running_agent(privacy_daemon: RunningDaemon) -> RunningDaemon:
+    return privacy_daemon
