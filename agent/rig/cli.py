@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import threading
-import time
 from pathlib import Path
 
 from agent.errors import UsageError
@@ -15,9 +13,9 @@ from agent.rig import modem_events
 from agent.rig.loader import load_all, load_scenario, shipped_scenarios_dir
 from agent.rig.player import FollowUp, play
 from agent.rig.report import junit_xml, text_report
-from agent.rig.runner import run_scenario
+from agent.rig.runner import ScenarioResult, run_scenario
 from agent.rig.scenario import AGENT_ACTIONS, Event, Scenario
-from agent.rig.soak import SoakTally, random_scenario
+from agent.rig.soak import SoakTally, run_soak
 from agent.sim import SimModem
 
 
@@ -45,19 +43,14 @@ def rig_soak_command(args: argparse.Namespace) -> int:
         raise UsageError("--minutes must be above 0 and at most a day")
     directory = Path(args.scenarios) if args.scenarios else shipped_scenarios_dir()
     shipped = load_all(directory) if directory.is_dir() else []
-    rng = random.Random(args.seed)
-    tally = SoakTally()
-    deadline = time.monotonic() + args.minutes * 60
-    index = 0
-    while time.monotonic() < deadline:
-        scenario = random_scenario(rng, index, shipped)
-        index += 1
-        result = run_scenario(scenario)
-        tally.add(result)
+
+    def progress(result: ScenarioResult, tally: SoakTally) -> None:
         if not result.passed:
             print(text_report(result), file=sys.stderr, flush=True)
-        print(f"[{tally.scenarios}] {'PASS' if result.passed else 'FAIL'} {scenario.name} "
+        print(f"[{tally.scenarios}] {'PASS' if result.passed else 'FAIL'} {result.scenario.name} "
               f"({result.elapsed_s:.1f} s)", flush=True)
+
+    tally = run_soak(args.minutes, args.seed, shipped, progress)
     print(tally.table(args.seed, args.minutes))
     return 0 if tally.violations() == 0 else 1
 

@@ -8,12 +8,13 @@ from one ``random.Random(seed)``.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from agent.rig import checks
-from agent.rig.runner import ScenarioResult
+from agent.rig.runner import ScenarioResult, run_scenario
 from agent.rig.scenario import Event, Expectation, Scenario
 
 # Random events: action -> a function of the rng giving its arguments.
@@ -107,3 +108,17 @@ class SoakTally:
         if self.failed_scenarios:
             lines.append("scenarios with a failed expectation: " + ", ".join(self.failed_scenarios[:20]))
         return "\n".join(lines)
+
+
+def run_soak(minutes: float, seed: int, shipped: Sequence[Scenario],
+             progress: Callable[[ScenarioResult, SoakTally], None] | None = None) -> SoakTally:
+    """Random scenarios from ``random.Random(seed)`` until ``minutes`` passed (the last one runs to its end)."""
+    rng = random.Random(seed)
+    tally = SoakTally()
+    deadline = time.monotonic() + minutes * 60
+    while time.monotonic() < deadline:
+        result = run_scenario(random_scenario(rng, tally.scenarios, shipped))
+        tally.add(result)
+        if progress is not None:
+            progress(result, tally)
+    return tally
