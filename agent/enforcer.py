@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.errors import AgentError, CommandError, TransportError
+from agent.errors import AgentError, CommandError, RemoteProtocolError, TransportError
 from agent.location_paths import LocationPaths, PathValues
 from agent.model import Clock, SystemClock
 from agent.quectel import commands, paths, responses
@@ -255,8 +255,15 @@ class Enforcer:
         found = Observed(gnss=was_on, autogps=autogps, outport=outport)
         gnss_now = responses.parse_qgps_state(execute(commands.qgps_read()))
         outport_now = "usbnmea" if self._has_nmea_port else outport
-        return found, Observed(gnss=gnss_now, autogps=autogps, outport=outport_now,
-                               paths=self._paths.read(execute))
+        return found, Observed(gnss=gnss_now, autogps=autogps, outport=outport_now, paths=self._paths_for_status())
+
+    def _paths_for_status(self) -> PathValues | None:
+        """While on, the paths are only shown: one that cannot be read is unknown, and location still turns on."""
+        try:
+            return self._paths.read(self._session.execute)
+        except (CommandError, RemoteProtocolError) as exc:
+            log.warning("location paths could not be read for status: %s", exc)
+            return None
 
     def _unknown(self, desired_on: bool, exc: BaseException) -> Outcome:
         log.warning("cannot verify the modem's state: %s", exc)

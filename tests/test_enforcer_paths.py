@@ -176,3 +176,11 @@ def test_emergency_positioning_is_a_modem_setting_true_by_default() -> None:
         is False
     with pytest.raises(ConfigError, match="emergency_positioning must be true or false"):
         parse_config({"modem": {"port": "sim://ec25", "emergency_positioning": 1}})
+
+
+def test_while_on_a_path_that_cannot_be_read_is_unknown_and_location_still_turns_on() -> None:
+    modem, _, enforcer, gate = make("ec25")
+    modem.faults.busy("AT+QGPSSUPLURL?", 503, times=1)
+    outcome = enforcer.reconcile(True, user_change=True)
+    assert outcome.enforced and gate.is_open
+    assert set(enforcer.path_labels().values()) >= {"unknown"} and enforcer.path_labels()["supl"] == "unknown"
