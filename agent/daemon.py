@@ -485,9 +485,9 @@ class Supervisor:
     def record_hook_failure(self, failure: dict[str, Any]) -> None:
         """The incident hook failed: recorded in the ledger (not as an incident, which would feed the hook)."""
         try:
-            self._ledger.append("incident-hook", {**failure, "time_ms": int(self._clock.wall() * 1000)})
+            self._ledger.append("incident_hook", {**failure, "time_ms": int(self._clock.wall() * 1000)})
             self._ledger.flush()
-        except StoreError as exc:
+        except AgentError as exc:
             log.error("cannot record the incident hook's failure: %s", exc)
 
     def _release(self, tickets: list[_Ticket], outcome: Outcome | None = None) -> None:
