@@ -119,3 +119,18 @@ def test_emergency_positioning_is_recorded_and_opens_nothing(start_agent: Callab
     kinds = [item["kind"] for item in incidents(running)]
     assert "emergency-positioning" in kinds and "drift" in kinds
     assert running.modem.read("nmea", 1 << 20) == b""  # no NMEA leaves while the emergency session runs
+
+
+def test_while_off_the_agent_runs_no_location_lookup(start_agent: Callable[[str], RunningAgent]) -> None:
+    """Cell and Wi-Fi lookups (QENG servingcell/neighbourcell, QCELLLOC, QLBS, QWIFISCAN scans) and GNSS reads
+    are never sent while off, through a status check and a modem reboot alike."""
+    running = start_agent("ec25")
+    checked_paths(running)
+    running.modem.reboot()
+    assert wait_until(lambda: running.modem.state.booted and running.modem.state.registered, timeout_s=10)
+    assert wait_until(lambda: running.request("location.status", check=True)["enforced"], timeout_s=15)
+    sent = [text.upper() for channel, text in running.modem.commands if channel == "at"]
+    lookups = ("+QENG", "+QCELLLOC", "+QLBS", "+QGPSLOC", "+QGPSGNMEA")
+    assert not [text for text in sent if any(name in text for name in lookups)]
+    assert all(text.endswith("+QWIFISCAN=?") for text in sent if "+QWIFISCAN" in text)  # presence only, no scan
+    assert any("+QWIFISCAN=?" in text for text in sent)
