@@ -82,3 +82,10 @@ def test_violations_never_grow_with_a_looser_bound(samples: list[tuple[float, bo
     seen = observed(sorted(samples), [[0.0, None]], end=60.0)
     assert checks.switch_violations(seen, low + extra) <= checks.switch_violations(seen, low)
     assert all(0 <= stretch <= 60 for stretch in checks.on_stretches_while_off(seen))
+
+
+def test_local_feed_sentences_while_off_fail_the_no_upload_check() -> None:
+    seen = Observations(feed=[(1, 10), (5, 12), (6, 15)], off_windows=[[4.0, None]], end=20)
+    assert checks.feed_while_off(seen) == 3
+    result = checks.evaluate(Expectation("no_upload_while_off"), seen)
+    assert not result.passed and "3 local-feed sentence(s)" in result.detail

@@ -37,4 +37,4 @@ def test_the_table_counts_faults_and_violations() -> None:
     assert tally.violations() == 3
     table = tally.table(seed=5, minutes=2)
     assert "seed 5" in table and "F12 2, F8 1" in table
-    assert "uploads while off" in table
+    assert "uploads or local-feed sentences while off" in table

@@ -23,6 +23,7 @@ class Observations:
 
     gnss: list[tuple[float, bool]] = field(default_factory=list)  # (wall, hardware GNSS on), sampled
     uploads: list[tuple[float, int]] = field(default_factory=list)  # (wall, lines in the file sink)
+    feed: list[tuple[float, int]] = field(default_factory=list)  # (wall, sentences read from the local feed)
     off_windows: list[list[float | None]] = field(default_factory=list)  # [acknowledged off at, on asked at]
     claims: list[tuple[float, bool]] = field(default_factory=list)  # (observed_at, "gnss on") from status replies
     acknowledged: list[str] = field(default_factory=list)  # switch states the agent acknowledged, in order
@@ -62,8 +63,9 @@ def evaluate(expectation: Expectation, seen: Observations) -> CheckResult:
         return CheckResult(check, worst <= bound,
                            f"GNSS on while off for at most {worst:.1f} s (bound {bound:g} s)")
     if check == "no_upload_while_off":
-        count = uploads_while_off(seen)
-        return CheckResult(check, count == 0, f"{count} upload(s) while off")
+        uploads, sentences = uploads_while_off(seen), feed_while_off(seen)
+        return CheckResult(check, uploads + sentences == 0,
+                           f"{uploads} upload(s) and {sentences} local-feed sentence(s) while off")
     if check == "incident":
         kind, wanted = str(args["kind"]), int(args["min_count"])
         found = seen.incidents.count(kind)
@@ -110,11 +112,20 @@ def switch_violations(seen: Observations, bound_s: float) -> int:
 
 def uploads_while_off(seen: Observations) -> int:
     """Lines added to the file sink between samples that both lie inside an off window."""
+    return _growth_while_off(seen, seen.uploads)
+
+
+def feed_while_off(seen: Observations) -> int:
+    """Sentences a local reader got from the feed between samples that both lie inside an off window."""
+    return _growth_while_off(seen, seen.feed)
+
+
+def _growth_while_off(seen: Observations, counts: list[tuple[float, int]]) -> int:
     added = 0
     for start, stop in seen.off_windows:
         assert start is not None
         end = stop if stop is not None else seen.end
-        inside = [count for wall, count in seen.uploads if start <= wall <= end]
+        inside = [count for wall, count in counts if start <= wall <= end]
         if inside:
             added += max(inside) - inside[0]
     return added

@@ -27,7 +27,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def write_config(path: Path, at_port: str, nmea_port: str, workdir: Path, agent: Mapping[str, Any]) -> None:
-    """The daemon's TOML config; with ``uploads`` a purpose whose file sink the runner watches."""
+    """The daemon's TOML config; with ``uploads`` a purpose whose file sink and local feed the runner watches."""
     lines = [
         "[modem]",
         f'port = "spy://{at_port}"',
@@ -47,6 +47,7 @@ def write_config(path: Path, at_port: str, nmea_port: str, workdir: Path, agent:
             'sinks = ["outbox"]',
             "[[sink]]", 'name = "outbox"', f'url = "file://{workdir / "outbox.jsonl"}"',
             'recipient = "Rig"', 'region = "CN"',
+            "[local_feed]", f'link = "{workdir / "feed"}"', 'purpose = "rig-tracking"',
         ]
     path.write_text("\n".join(lines) + "\n")
 

@@ -22,6 +22,7 @@ from agent.model import Clock, SystemClock
 from agent.rig import checks, modem_events
 from agent.rig.checks import CheckResult, Observations
 from agent.rig.daemon_proc import DaemonProcess, write_config
+from agent.rig.feed_watch import FeedWatcher
 from agent.rig.player import FollowUp, play
 from agent.rig.scenario import Event, Scenario
 from agent.sim import SimModem
@@ -70,6 +71,7 @@ class _Run:
         write_config(config, str(self.links["at"]), str(self.links["nmea"]), workdir, scenario.agent)
         self.daemon = DaemonProcess(config, workdir / "control.sock")
         self.outbox = workdir / "outbox.jsonl"
+        self.feed = FeedWatcher(workdir / "feed") if scenario.agent["uploads"] else None
         self.seen = Observations()
         self.faults: dict[str, int] = {}
         self._stop = threading.Event()
@@ -83,6 +85,8 @@ class _Run:
         try:
             self.daemon.start()
             self._await_enforced()
+            if self.feed is not None:
+                self.feed.start()
             self._prepare()
             observer.start()
             play(self.scenario.timeline(), self._perform, self.clock, threading.Event(), self.scenario.duration_s)
@@ -93,6 +97,8 @@ class _Run:
             self._stop.set()
             if observer.is_alive():
                 observer.join(timeout=10)
+            if self.feed is not None:
+                self.feed.stop()
             if not self.daemon.stop():
                 self.seen.hangs += 1
             server.stop()
@@ -208,6 +214,8 @@ class _Run:
             now = self.clock.wall()
             self.seen.gnss.append((now, self.modem.state.gnss_on))
             self.seen.uploads.append((now, _line_count(self.outbox)))
+            if self.feed is not None:
+                self.seen.feed.append((now, self.feed.sentences))
             if self.daemon.crashed() and not self._restarting.is_set():
                 self.seen.crashes += 1
                 self.daemon.expected_exit = True  # counted once

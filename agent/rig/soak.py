@@ -80,7 +80,7 @@ class SoakTally:
         bound = max((float(e.args["within_s"]) for e in result.scenario.expectations
                      if e.check == "gnss_off_within"), default=checks.DEFAULT_BOUND_S)
         self.switch_violations += checks.switch_violations(seen, bound)
-        self.uploads_while_off += checks.uploads_while_off(seen)
+        self.uploads_while_off += checks.uploads_while_off(seen) + checks.feed_while_off(seen)
         self.identifier_leaks += seen.leaks
         self.acknowledged_lost += checks.acknowledged_lost(seen) + (0 if seen.ledger_ok else 1)
         self.false_verified += checks.false_verified(seen)
@@ -97,7 +97,7 @@ class SoakTally:
                 ("faults injected", str(sum(self.faults.values())),
                  ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items()))),
                 ("switch violations (GNSS on while off beyond the bound)", str(self.switch_violations), "0"),
-                ("uploads while off", str(self.uploads_while_off), "0"),
+                ("uploads or local-feed sentences while off", str(self.uploads_while_off), "0"),
                 ("identifier leaks", str(self.identifier_leaks), "0"),
                 ("acknowledged records lost", str(self.acknowledged_lost), "0"),
                 ("false \"verified\" answers", str(self.false_verified), "0"),
