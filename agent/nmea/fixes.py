@@ -64,7 +64,6 @@ COMBINED_TALKER = "GN"  # a solution from every constellation the receiver uses
 _HALF_DAY_S = 43_200.0
 _ONE_DAY = dt.timedelta(days=1)
 _VTG_NOT_MEASURED = frozenset({"N", "S", "M"})
-_new = tuple.__new__
 
 
 def _seconds_of_day(time: dt.time) -> float:
@@ -281,10 +280,10 @@ class FixAssembler:
             return Fix(epoch.source, False, timestamp, fix_quality=epoch.quality, talker=epoch.talker, mode=mode)
         if epoch.vtg is not None and (epoch.speed_kmh is None or epoch.course_deg is None):
             self._apply_vtg(epoch)
-        # Fix(...) runs a Python-level __new__ taking every field by name; this is the same tuple, built directly
-        return _new(Fix, (epoch.source, True, timestamp, epoch.lat, epoch.lon, epoch.altitude_m, epoch.hdop,
-                          epoch.satellites, epoch.speed_kmh, epoch.course_deg, epoch.quality, epoch.talker,
-                          epoch.modes[epoch.talker]))
+        return Fix(epoch.source, True, timestamp, epoch.lat, epoch.lon, altitude_m=epoch.altitude_m,
+                   hdop=epoch.hdop, satellites=epoch.satellites, speed_kmh=epoch.speed_kmh,
+                   course_deg=epoch.course_deg, fix_quality=epoch.quality, talker=epoch.talker,
+                   mode=epoch.modes[epoch.talker])
 
 
 class FixDecoder:

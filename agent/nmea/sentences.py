@@ -164,9 +164,6 @@ def decode(sentence: Sentence) -> Decoded:
 
 
 T = TypeVar("T")
-# A named tuple's own constructor is a Python function taking every field by name; for the two decoders that
-# run for every epoch, building the tuple directly is the same value at half the cost.
-_new = tuple.__new__
 
 
 def _decoding(sentence: Sentence, build: Callable[[str, Fields], T], count: int) -> T:
@@ -201,7 +198,7 @@ def _gga(talker: str, f: Fields) -> Gga:
             if math.isfinite(hdop + altitude + geoid):  # finite sum: each is finite
                 found = read_time_and_position(f, 2)
                 if found is not None:
-                    return _new(Gga, (talker, *found, int(quality), int(satellites), hdop, altitude, geoid))
+                    return Gga(talker, *found, int(quality), int(satellites), hdop, altitude, geoid)
     return Gga(talker, read_time(f, 1), *read_position(f, 2), read_integer(f, 6), read_integer(f, 7),
                read_number(f, 8), read_number(f, 9), read_number(f, 11))
 
@@ -223,7 +220,7 @@ def _rmc(talker: str, f: Fields) -> Rmc:
         speed, course = read_number(f, 7), read_number(f, 8)
     found = read_time_and_position(f, 3)
     time, lat, lon = (read_time(f, 1), *read_position(f, 3)) if found is None else found
-    return _new(Rmc, (talker, time, f[2], lat, lon, speed, course, read_dmy_date(f, 9), f[12] or None))
+    return Rmc(talker, time, f[2], lat, lon, speed, course, read_dmy_date(f, 9), f[12] or None)
 
 
 def decode_gns(sentence: Sentence) -> Gns:
