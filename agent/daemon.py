@@ -345,6 +345,9 @@ class Supervisor:
             if outcome is None:
                 outcome = self._reconcile_once(reasons)
             self._release([t for _, t in batch if t is not None], outcome)
+            # desired.json is the ledger's copy (the switch record is the acknowledgement): rewriting it after the
+            # callers are answered keeps its two fsyncs off the path from "location off" to the modem's read-back.
+            self._persist_desired(self.desired)
 
     def _next_check_in(self) -> float:
         """Seconds until the next periodic check: a failed reconcile is retried within 2 s; otherwise the modem
@@ -380,7 +383,6 @@ class Supervisor:
         user_change = self._user_generation_pending == desired.generation
         self._user_generation_pending = None
         self._last_full_mono = self._clock.monotonic()
-        self._persist_desired(desired)
         if {DISCONNECTED, REBOOTED, CONNECTED} & set(reasons):
             self.enforcer.forget()  # nothing observed before a reboot or reopen can be trusted
         if REBOOTED in reasons:

@@ -240,7 +240,8 @@ def test_a_planted_temporary_file_does_not_stop_desired_json_being_written(start
     (first.state_dir / ".desired.json.tmp").symlink_to(tmp_path / "elsewhere")
     second = start_agent()
     second.request("location.on", wait_s=10)
-    assert json.loads((second.state_dir / "desired.json").read_text())["location"] == "on"
+    # the ledger's copy is rewritten right after the reply
+    assert wait_until(lambda: json.loads((second.state_dir / "desired.json").read_text())["location"] == "on", 5)
     assert not (tmp_path / "elsewhere").exists()
 
 
