@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     rig_soak.add_argument("--minutes", type=float, required=True, help="how long to run")
     rig_soak.add_argument("--seed", type=int, default=0, help="random seed: the same seed, the same run")
     rig_soak.add_argument("--scenarios", metavar="DIR", help="scenario files to mix in (default: shipped ones)")
-    rig_soak.add_argument("--port", help="real module's AT port (not supported yet)")
-    rig_soak.add_argument("--nmea-port", help="real module's NMEA port (not supported yet)")
-    rig_soak.add_argument("--rogue-port", help="real module's second AT port (not supported yet)")
+    rig_soak.add_argument("--port", help="a real module's AT port (soak on hardware; needs --rogue-port)")
+    rig_soak.add_argument("--nmea-port", help="the real module's NMEA port")
+    rig_soak.add_argument("--rogue-port", help="the real module's second AT port: observer and rogue commands")
     policy = commands.add_parser("policy", help="the privacy policy as documents, from a config file (offline)")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="POLICY_COMMAND")
     policy_render = policy_commands.add_parser("render", help="the notice, the record of processing activities "

@@ -11,6 +11,7 @@ from agent.errors import UsageError
 from agent.model import SystemClock
 from agent.rig import modem_events
 from agent.rig.loader import load_all, load_scenario, shipped_scenarios_dir
+from agent.rig.module import RealModule
 from agent.rig.player import FollowUp, play
 from agent.rig.report import junit_xml, text_report
 from agent.rig.runner import ScenarioResult, run_scenario
@@ -36,9 +37,11 @@ def rig_run_command(args: argparse.Namespace) -> int:
 
 def rig_soak_command(args: argparse.Namespace) -> int:
     """Random scenarios until ``--minutes`` passed; prints the table; 1 when any violation is not 0."""
+    hardware = None
     if args.port or args.nmea_port or args.rogue_port:
-        raise UsageError("the soak runs on the simulator only for now: --port, --nmea-port and --rogue-port "
-                         "are not supported yet")
+        if not (args.port and args.rogue_port):
+            raise UsageError("a soak on a real module needs --port and --rogue-port (and --nmea-port if it has one)")
+        hardware = RealModule(args.port, args.nmea_port, args.rogue_port)
     if not 0 < args.minutes <= 24 * 60:
         raise UsageError("--minutes must be above 0 and at most a day")
     directory = Path(args.scenarios) if args.scenarios else shipped_scenarios_dir()
@@ -50,7 +53,7 @@ def rig_soak_command(args: argparse.Namespace) -> int:
         print(f"[{tally.scenarios}] {'PASS' if result.passed else 'FAIL'} {result.scenario.name} "
               f"({result.elapsed_s:.1f} s)", flush=True)
 
-    tally = run_soak(args.minutes, args.seed, shipped, progress)
+    tally = run_soak(args.minutes, args.seed, shipped, progress, hardware)
     print(tally.table(args.seed, args.minutes))
     return 0 if tally.violations() == 0 else 1
 

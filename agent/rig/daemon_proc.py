@@ -26,12 +26,12 @@ STOP_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def write_config(path: Path, at_port: str, nmea_port: str, workdir: Path, agent: Mapping[str, Any]) -> None:
+def write_config(path: Path, at_port: str, nmea_port: str | None, workdir: Path, agent: Mapping[str, Any]) -> None:
     """The daemon's TOML config; with ``uploads`` a purpose whose file sink and local feed the runner watches."""
     lines = [
         "[modem]",
         f'port = "spy://{at_port}"',
-        f'nmea_port = "spy://{nmea_port}?file=/dev/stdout"',
+        *([f'nmea_port = "spy://{nmea_port}?file=/dev/stdout"'] if nmea_port else []),
         f"reconcile_interval_s = {float(agent['reconcile_interval_s'])}",
         "verify_timeout_s = 10",
         "[state]",

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,9 @@ from agent.rig import checks, modem_events
 from agent.rig.checks import CheckResult, Observations
 from agent.rig.daemon_proc import DaemonProcess, write_config
 from agent.rig.feed_watch import FeedWatcher
+from agent.rig.module import Module, SimulatedModule
 from agent.rig.player import FollowUp, play
 from agent.rig.scenario import Event, Scenario
-from agent.sim import SimModem
-from agent.sim.pty import SimPtyServer
 
 SAMPLE_S = 0.1  # hardware and sink sampling period
 CLAIM_EVERY_S = 0.5  # how often the observer asks the daemon for ``location status``
@@ -51,24 +51,29 @@ class ScenarioResult:
         return self.error is None and all(check.passed for check in self.checks)
 
 
-def run_scenario(scenario: Scenario, workdir: Path | None = None) -> ScenarioResult:
-    """Play ``scenario`` and judge it; ``workdir`` (default a temporary directory) holds ptys, state, socket."""
+ModuleFactory = Callable[[Scenario, Path], Module]
+
+
+def run_scenario(scenario: Scenario, workdir: Path | None = None,
+                 module: ModuleFactory = SimulatedModule) -> ScenarioResult:
+    """Play ``scenario`` and judge it; ``workdir`` (default a temporary directory) holds ptys, state, socket.
+
+    ``module`` makes the module under test from the scenario and the workdir: the simulator by default.
+    """
     if workdir is not None:
-        return _Run(scenario, workdir).run()
+        return _Run(scenario, workdir, module(scenario, workdir)).run()
     with tempfile.TemporaryDirectory(prefix="privacy-agent-rig-") as tmp:
-        return _Run(scenario, Path(tmp)).run()
+        return _Run(scenario, Path(tmp), module(scenario, Path(tmp))).run()
 
 
 class _Run:
-    def __init__(self, scenario: Scenario, workdir: Path, clock: Clock | None = None) -> None:
+    def __init__(self, scenario: Scenario, workdir: Path, module: Module, clock: Clock | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir
         self.clock = clock or SystemClock()
-        settings = scenario.modem
-        self.modem = SimModem(model=settings["model"], seed=settings["seed"], ttff_s=float(settings["ttff_s"]))
-        self.links = {"at": workdir / "ttyAT", "nmea": workdir / "ttyNMEA"}
+        self.module = module
         config = workdir / "config.toml"
-        write_config(config, str(self.links["at"]), str(self.links["nmea"]), workdir, scenario.agent)
+        write_config(config, module.at_port, module.nmea_port, workdir, scenario.agent)
         self.daemon = DaemonProcess(config, workdir / "control.sock")
         self.outbox = workdir / "outbox.jsonl"
         self.feed = FeedWatcher(workdir / "feed") if scenario.agent["uploads"] else None
@@ -80,7 +85,7 @@ class _Run:
     def run(self) -> ScenarioResult:
         started = time.monotonic()
         error: str | None = None
-        server = SimPtyServer(self.modem, {channel: path for channel, path in self.links.items()}).start()
+        self.module.start()
         observer = threading.Thread(target=self._observe, name="rig-observer", daemon=True)
         try:
             self.daemon.start()
@@ -101,7 +106,7 @@ class _Run:
                 self.feed.stop()
             if not self.daemon.stop():
                 self.seen.hangs += 1
-            server.stop()
+            self.module.stop()
         self._verify_ledger()
         self._check_leaks()
         results = [checks.evaluate(expectation, self.seen) for expectation in self.scenario.expectations]
@@ -152,13 +157,11 @@ class _Run:
             if (done.stdout.strip() or done.stderr.strip()) else f"ledger verify exited {done.returncode}"
 
     def _check_leaks(self) -> None:
-        identity = self.modem.identity
         try:
             payload = self.outbox.read_bytes()
         except FileNotFoundError:
             return
-        self.seen.leaks = checks.identifier_leaks(payload, (identity.imei, identity.imsi, identity.iccid,
-                                                            identity.msisdn))
+        self.seen.leaks = checks.identifier_leaks(payload, self.module.identifiers())
 
     # --------------------------------------------------------------------------------------------- events
 
@@ -171,7 +174,7 @@ class _Run:
         if event.action == "location":
             self._switch(str(event.args["state"]))
             return []
-        return modem_events.apply(self.modem, event)
+        return self.module.apply(event)
 
     def _kill(self, restart_after_s: float) -> list[FollowUp]:
         self._restarting.set()
@@ -212,7 +215,7 @@ class _Run:
         next_claim = 0.0
         while not self._stop.wait(SAMPLE_S):
             now = self.clock.wall()
-            self.seen.gnss.append((now, self.modem.state.gnss_on))
+            self.seen.gnss.append((now, self.module.gnss_on()))
             self.seen.uploads.append((now, _line_count(self.outbox)))
             if self.feed is not None:
                 self.seen.feed.append((now, self.feed.sentences))

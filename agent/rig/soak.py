@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from agent.rig import checks
+from agent.rig.module import RealModule, runs_on_hardware
 from agent.rig.runner import ScenarioResult, run_scenario
 from agent.rig.scenario import Event, Expectation, Scenario
 
@@ -40,16 +41,22 @@ _ALWAYS = (Expectation("gnss_off_within", {"within_s": checks.DEFAULT_BOUND_S}),
            Expectation("daemon_up"))
 
 
-def random_scenario(rng: random.Random, index: int, shipped: Sequence[Scenario]) -> Scenario:
-    """Half the time a shipped scenario on another modem seed, else a random timeline of 2-6 events."""
+HARDWARE_ACTIONS = ("kill", "location", "rogue")  # what a soak can do to a real module
+
+
+def random_scenario(rng: random.Random, index: int, shipped: Sequence[Scenario],
+                    actions: Sequence[str] | None = None) -> Scenario:
+    """Half the time a shipped scenario on another modem seed, else a random timeline of 2-6 events
+    (drawn from ``actions``, by default every kind)."""
     if shipped and rng.random() < 0.5:
         chosen = rng.choice(list(shipped))
         return replace(chosen, modem={**chosen.modem, "seed": rng.randrange(1000)})
+    pool = sorted(actions if actions is not None else _RANDOM_EVENTS)
     events: list[Event] = []
     at = 0.0
     for _ in range(rng.randint(2, 6)):
         at += round(rng.uniform(0.3, 3.0), 1)
-        action = rng.choice(sorted(_RANDOM_EVENTS))
+        action = rng.choice(pool)
         events.append(Event(action=action, at=at, args=_RANDOM_EVENTS[action](rng)))
     last_end = max(start + event.duration() for start, event in zip((e.at for e in events), events, strict=True))
     return Scenario(name=f"random-{index}", description="random faults, kills and reboots", fault_class=None,
@@ -111,13 +118,23 @@ class SoakTally:
 
 
 def run_soak(minutes: float, seed: int, shipped: Sequence[Scenario],
-             progress: Callable[[ScenarioResult, SoakTally], None] | None = None) -> SoakTally:
-    """Random scenarios from ``random.Random(seed)`` until ``minutes`` passed (the last one runs to its end)."""
+             progress: Callable[[ScenarioResult, SoakTally], None] | None = None,
+             hardware: RealModule | None = None) -> SoakTally:
+    """Random scenarios from ``random.Random(seed)`` until ``minutes`` passed (the last one runs to its end).
+
+    With ``hardware``, every scenario runs on that module, with only the events a real module can take.
+    """
     rng = random.Random(seed)
     tally = SoakTally()
     deadline = time.monotonic() + minutes * 60
+    actions = HARDWARE_ACTIONS if hardware is not None else None
+    usable = [scenario for scenario in shipped if hardware is None or runs_on_hardware(scenario)]
     while time.monotonic() < deadline:
-        result = run_scenario(random_scenario(rng, tally.scenarios, shipped))
+        scenario = random_scenario(rng, tally.scenarios, usable, actions)
+        if hardware is None:
+            result = run_scenario(scenario)
+        else:
+            result = run_scenario(scenario, module=lambda _scenario, _workdir: hardware)
         tally.add(result)
         if progress is not None:
             progress(result, tally)
