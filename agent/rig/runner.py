@@ -153,8 +153,8 @@ class _Run:
                                str(self.workdir / "state")], capture_output=True, text=True, timeout=120,
                               check=False)
         self.seen.ledger_ok = done.returncode == 0
-        self.seen.ledger_message = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:][0] \
-            if (done.stdout.strip() or done.stderr.strip()) else f"ledger verify exited {done.returncode}"
+        said = (done.stdout.strip() or done.stderr.strip()).splitlines()
+        self.seen.ledger_message = said[-1] if said else f"ledger verify exited {done.returncode}"
 
     def _check_leaks(self) -> None:
         try:
