@@ -26,7 +26,7 @@ from pathlib import Path
 
 from agent.local_feed import LocalFeed
 from agent.local_feed_pty import PtyOutput
-from agent.model import Fix, SystemClock
+from agent.model import SystemClock
 from agent.nmea.writer import FeedEpoch, sentences
 from agent.nmea_feed import NmeaFeed
 from agent.privacy.coarsen import GridCoarsener
@@ -110,7 +110,8 @@ def _latencies(epochs: int) -> list[float]:
             for second in range(epochs + 3):
                 started = time.perf_counter()
                 harness.write(_modem_epoch(second))
-                if _read_until(reader, b"$GPRMC", 0.5 if second < 3 else 2.0) and second >= 3:  # the first epochs teach the decoder its ender
+                # the first epochs teach the decoder its ender: only the epochs after them are timed
+                if _read_until(reader, b"$GPRMC", 0.5 if second < 3 else 2.0) and second >= 3:
                     found.append(time.perf_counter() - started)
                 time.sleep(0.02)
             return found
