@@ -320,3 +320,32 @@ def test_the_shipped_example_documents_every_key() -> None:
     assert set(raw["local_feed"]) == set(_SCHEMA["local_feed"])
     table = dict(raw["local_feed"], purpose="local-nav")
     assert _config(table).local_feed.gpsd_json == ("127.0.0.1", 2947)
+
+
+# -- the local gate ---------------------------------------------------------------------------------------------
+@given(switch_on=st.booleans(), observed=st.booleans(), purpose=st.sampled_from(["fleet-tracking", "malfunction",
+                                                                                  "undeclared"]),
+       granted=st.booleans(), minor=st.booleans(), guardian=st.booleans())
+def test_local_gate_is_the_upload_gate_without_the_recipient(switch_on: bool, observed: bool, purpose: str,
+                                                             granted: bool, minor: bool, guardian: bool) -> None:
+    """Allowed exactly when the switch is on and observed, the purpose is declared, not an exception, consented,
+    and not a minor's without a guardian; the first failing rule names the refusal."""
+    from agent.privacy import consent as consent_rules
+    from agent.privacy.consent import Consents
+    from agent.privacy.local_gate import decide_local
+    from tests.privacy_support import policy as make_policy
+
+    policy = make_policy(subject={"minor": minor})
+    consents = Consents()
+    if granted and policy.purpose(purpose) is not None and purpose != "malfunction":
+        consents.apply(consent_rules.grant_change(policy, purpose, 0))
+    if guardian:
+        consents.apply(consent_rules.guardian_change(policy, True, 0))
+    decision = decide_local(switch_on=switch_on, observed_known=observed, policy=policy, purpose_name=purpose,
+                            consents=consents)
+    expected = ("switch-off" if not switch_on else "observed-unknown" if not observed
+                else "undeclared-purpose" if purpose == "undeclared"
+                else "exception-no-location" if purpose == "malfunction"
+                else "no-consent" if not granted
+                else "minor-without-guardian" if minor and not guardian else "ok")
+    assert decision.rule == expected and decision.allowed == (expected == "ok")
