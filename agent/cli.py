@@ -43,15 +43,15 @@ from typing import Any, TextIO
 
 from agent.control_client import request
 from agent.control_protocol import (
+    CORRECTIONS,
     POLICY_FORMATS,
+    check_correction,
     check_limit,
     check_purpose,
     check_record_type,
     check_region,
     check_wait_seconds,
 )
-from agent.corrections import WHATS
-from agent.corrections import check_value as check_correction
 from agent.errors import AgentError, AgentUnreachable, UsageError
 
 DEFAULT_SOCKET = "/run/privacy-agent/control.sock"
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     correct = commands.add_parser("correct", parents=[json_after], help="correct what the device holds about you",
                                   description="minor yes|no, guardian yes|no, region CODE (the region you live "
                                               "in), wrong-fix UPLOAD_ID (as privacyctl uploads shows it)")
-    correct.add_argument("what", choices=WHATS)
+    correct.add_argument("what", choices=CORRECTIONS)
     correct.add_argument("value")
     incidents = commands.add_parser("incidents", parents=[json_after],
                                     help="drift and losses the agent found (newest first)")

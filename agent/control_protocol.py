@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 from agent import errors
 from agent.control_wire import PURPOSE, PURPOSE_RULE
-from agent.corrections import check_what
 from agent.errors import AgentError, ControlError, PermissionDenied, UsageError
 
 PROTOCOL_VERSION = 1
@@ -191,8 +190,38 @@ def check_policy_format(key: str, value: Any) -> str:
     return str(value)
 
 
+CORRECTIONS = ("minor", "guardian", "region", "wrong-fix")  # what privacyctl correct can correct
+UPLOAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_YES_NO = {"yes": True, "no": False, "true": True, "false": False}
+
+
+def check_what(key: str, value: Any) -> str:
+    if value not in CORRECTIONS:
+        raise UsageError(f"'{key}' must be one of " + ", ".join(CORRECTIONS))
+    return str(value)
+
+
+def check_correction(what: str, value: Any) -> bool | str:
+    """The corrected value for ``what``, checked: yes/no for the flags, a region code, an upload id."""
+    check_what("what", what)
+    if what in ("minor", "guardian"):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _YES_NO:
+            return _YES_NO[value.lower()]
+        raise UsageError(f"a correction of '{what}' takes yes or no")
+    if what == "region":
+        if not isinstance(value, str) or not _REGION.fullmatch(value):
+            raise UsageError("a region is an upper-case code such as CN or EU")
+        return value
+    if not isinstance(value, str) or not UPLOAD_ID.fullmatch(value):
+        raise UsageError("a wrong fix is named by its upload id, as privacyctl uploads shows it")
+    return value
+
+
 def _correction_value(key: str, value: Any) -> bool | str:
-    """yes/no (a bool), a region code or an upload id: the handler checks it against what is corrected."""
+    """yes/no (a bool), a region code or an upload id: checked against what is corrected by the handler
+    (check_correction), since one argument's rule depends on the other."""
     if isinstance(value, bool) or (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()):
         return value
     raise UsageError(f"'{key}' must be true, false or a short text (a region code or an upload id)")

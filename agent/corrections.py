@@ -20,44 +20,20 @@ a correction outlives restarts. The config stays as the integrator wrote it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent.errors import UsageError
+from agent.control_protocol import CORRECTIONS, check_correction
+from agent.control_protocol import check_what as protocol_check_what
 from agent.privacy.policy import REGION_PATTERN, Policy
 
-WHATS = ("minor", "guardian", "region", "wrong-fix")
+WHATS = CORRECTIONS
 RIGHT = "correction"
 APPLIED = "applied"
-UPLOAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_YES_NO = {"yes": True, "no": False, "true": True, "false": False}
-
-
-def check_what(key: str, value: Any) -> str:
-    if value not in WHATS:
-        raise UsageError(f"'{key}' must be one of " + ", ".join(WHATS))
-    return str(value)
-
-
-def check_value(what: str, value: Any) -> bool | str:
-    """The corrected value for ``what``, checked: yes/no for the flags, a region code, an upload id."""
-    if what in ("minor", "guardian"):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _YES_NO:
-            return _YES_NO[value.lower()]
-        raise UsageError(f"a correction of '{what}' takes yes or no")
-    if what == "region":
-        if not isinstance(value, str) or not REGION_PATTERN.fullmatch(value):
-            raise UsageError("a region is an upper-case code such as CN or EU")
-        return value
-    if what == "wrong-fix":
-        if not isinstance(value, str) or not UPLOAD_ID.fullmatch(value):
-            raise UsageError("a wrong fix is named by its upload id, as privacyctl uploads shows it")
-        return value
-    raise UsageError("what is corrected must be one of " + ", ".join(WHATS))
+# The checks are the control protocol's own, so privacyctl, the socket and the daemon apply one rule.
+check_what = protocol_check_what
+check_value = check_correction
 
 
 def request_fields(what: str, value: bool | str, outcome: str, *, uid: int | None,

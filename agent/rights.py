@@ -24,7 +24,7 @@ import threading
 from typing import Any
 
 from agent import corrections, policy_versions
-from agent.errors import UsageError
+from agent.errors import PolicyError, UsageError
 from agent.ledger import Ledger
 from agent.pipeline import Pipeline
 from agent.policy_notice import check_format, notice, render
@@ -95,7 +95,10 @@ class Rights:
         granted_for = self._granted_hashes()
         for change in changes:
             if change.kind == policy_versions.WORDING and granted_for.get(change.purpose) == change.old_hash:
-                self._pipeline.grant(change.purpose, uid=None)  # same data, precision, recipients: same consent
+                try:
+                    self._pipeline.grant(change.purpose, uid=None)  # same data, precision, recipients: same consent
+                except PolicyError as exc:  # e.g. a minor without a guardian: stays suspended, and says why
+                    log.warning("consent for %s not carried to the new wording: %s", change.purpose, exc)
 
     def _granted_hashes(self) -> dict[str, str]:
         """Purpose -> the text hash its newest consent change granted (withdrawn purposes are left out)."""
@@ -144,14 +147,23 @@ class Rights:
         """Accept the policy in force: each suspended purpose's consent moves to its new text; recorded."""
         with self._lock:
             policy = self._pipeline.policy
-            suspended = self.suspended()
-            for name in suspended:
-                self._pipeline.grant(name, uid=uid)
+            resumed, refused = [], {}
+            for name in self.suspended():
+                try:
+                    self._pipeline.grant(name, uid=uid)
+                    resumed.append(name)
+                except PolicyError as exc:  # a minor without a guardian's consent: named, not silently dropped
+                    refused[name] = exc.message
             self._ledger.append("request", {"right": POLICY_ACCEPT, "policy_version": policy.version,
-                                            "purposes": suspended, "outcome": "accepted",
+                                            "purposes": resumed, "refused": refused,
+                                            "outcome": "accepted" if not refused else "partly-accepted",
                                             "by_uid": -1 if uid is None else uid})
-            self.notices = []
-        return {"accepted": True, "policy_version": policy.version, "resumed": suspended}
+            if not refused:
+                self.notices = []
+        result: dict[str, Any] = {"accepted": True, "policy_version": policy.version, "resumed": resumed}
+        if refused:
+            result["not_resumed"] = refused
+        return result
 
     def correct(self, what: str, raw_value: Any, *, uid: int | None) -> dict[str, Any]:
         """Apply and record one correction (see :mod:`agent.corrections`)."""

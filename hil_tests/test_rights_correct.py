@@ -115,3 +115,17 @@ def test_a_malformed_value_sent_straight_to_the_socket_is_refused(start: Callabl
         running.request("correct", what="birthday", value="2010-01-01")
     with pytest.raises(UsageError, match="takes yes or no"):
         running.request("correct", what="minor", value="2010-01-01")
+
+
+def test_accepting_a_changed_policy_for_a_minor_without_guardian_names_what_stays_suspended(
+        start: Callable[..., RunningAgent]) -> None:
+    from hil_tests.test_rights_policy import PURPOSE
+
+    running = start()
+    running.request("consent.grant", purpose="fleet-tracking")
+    assert ctl(running, "correct", "minor", "yes")[0] == 0
+    running = start(purpose={**PURPOSE, "grid_m": 5000}, version="2")
+    answer = running.request("policy.accept")
+    assert answer["resumed"] == [] and "the user is a minor" in answer["not_resumed"]["fleet-tracking"]
+    assert requests_of(running)[-1]["outcome"] == "partly-accepted"
+    assert running.request("status")["purposes"][0]["suspended"] is True
