@@ -176,3 +176,19 @@ def test_wrong_fixes_are_the_applied_ones() -> None:
 def test_doc_helper_is_unchanged_by_mutations() -> None:
     _changed(lambda d: d["purpose"][0].update(grid_m=500))
     assert doc()["purpose"][0]["grid_m"] == 2000
+
+
+@given(st.sampled_from(corrections.WHATS), st.one_of(st.text(max_size=80), st.booleans(), st.integers()))
+def test_a_correction_value_is_either_valid_for_its_kind_or_refused_by_name(what: str, value: Any) -> None:
+    try:
+        checked = corrections.check_value(what, value)
+    except UsageError as exc:
+        assert exc.message and (what in exc.message or "region" in exc.message or "upload id" in exc.message)
+        return
+    if what in ("minor", "guardian"):
+        assert isinstance(checked, bool)
+    elif what == "region":
+        assert isinstance(checked, str)  # and the policy's own region rule accepts it:
+        assert parse_policy({"policy": {"version": "1", "home_region": checked}}).home_region == checked
+    else:
+        assert isinstance(checked, str) and 1 <= len(checked) <= 64 and checked == value
