@@ -121,6 +121,7 @@ class GpsdJsonServer:
         self._thread: threading.Thread | None = None
         self.dropped_messages = 0
         self.refused_clients = 0
+        self._flowing = False
 
     @property
     def port(self) -> int:
@@ -197,6 +198,14 @@ class GpsdJsonServer:
                         self._wake_r.recv(4096)
                 else:
                     self._serve(key.fileobj, events)  # type: ignore[arg-type]
+            self._discard_when_closed()
+
+    def _discard_when_closed(self) -> None:
+        """Once a second at least: when the feed may no longer flow, every held fix goes (the last one too)."""
+        flowing = self._may_flow()
+        if self._flowing and not flowing:
+            self.discard()
+        self._flowing = flowing
 
     def _update_interest(self) -> None:
         with self._lock:

@@ -47,6 +47,7 @@ class PtyOutput:
         self._thread: threading.Thread | None = None
         self.written_bytes = 0
         self.discarded_bytes = 0
+        self._flowing = False
 
     @property
     def pty_name(self) -> str:
@@ -97,9 +98,11 @@ class PtyOutput:
         with self._lock:
             thrown = self._buffer.clear()
             self.discarded_bytes += thrown
-        if self._master >= 0:
-            with contextlib.suppress(OSError, termios.error):
-                termios.tcflush(self._master, termios.TCOFLUSH)  # what the reader has not read yet, too
+        # What the reader has not read yet goes too: the slave's input queue (the slave is held open here).
+        for fd, queue in ((self._slave, termios.TCIFLUSH), (self._master, termios.TCOFLUSH)):
+            if fd >= 0:
+                with contextlib.suppress(OSError, termios.error):
+                    termios.tcflush(fd, queue)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -129,6 +132,15 @@ class PtyOutput:
                     os.read(master, 4096)  # a reader's own writes (gpsd's probes): never forwarded
             if master in writable:
                 self._write_pending(master)
+            self._discard_when_closed()
+
+    def _discard_when_closed(self) -> None:
+        """Once a second at least: when the feed may no longer flow, what the reader has not read yet goes too,
+        even with nothing of ours pending (the switch turned off while a slow reader lagged behind)."""
+        flowing = self._may_flow()
+        if self._flowing and not flowing:
+            self.discard()
+        self._flowing = flowing
 
     def _write_pending(self, master: int) -> None:
         if not self._may_flow():

@@ -105,6 +105,21 @@ def test_nothing_passes_while_the_feed_may_not_flow(pty_output: tuple[PtyOutput,
         os.close(reader)
 
 
+def test_what_a_lagging_reader_has_not_read_is_gone_when_the_feed_closes(
+        pty_output: tuple[PtyOutput, list[bool]], tmp_path: Path) -> None:
+    output, allowed = pty_output
+    reader = os.open(tmp_path / "nmea", os.O_RDONLY | os.O_NOCTTY)
+    try:
+        for second in range(5):
+            output.send(_epoch(second), sentences(_epoch(second)))
+        assert wait_until(lambda: output.stats()["written_bytes"] > 0 and output.stats()["pending_bytes"] == 0, 2)
+        allowed[0] = False  # the switch turns off while the reader has read nothing yet
+        time.sleep(1.5)  # the output looks at least once a second
+        assert _read_available(reader) == b""
+    finally:
+        os.close(reader)
+
+
 def test_the_link_is_placed_safely_and_removed(tmp_path: Path) -> None:
     taken = tmp_path / "file"
     taken.write_text("mine")
