@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -236,3 +237,42 @@ def test_a_request_without_end_disconnects(gpsd_server: tuple[GpsdJsonServer, li
     client.messages()
     client.sock.sendall(b"?" + b"x" * 5000)
     assert wait_until(lambda: server.stats()["clients"] == 0, 5)
+
+
+@pytest.mark.skipif(shutil.which("cgps") is None, reason="cgps is not installed (Debian: gpsd-tools)")
+def test_cgps_shows_the_feeds_position(gpsd_server: tuple[GpsdJsonServer, list[bool]]) -> None:
+    """gpsd's curses client on a pseudo-terminal, against the feed's gpsd-JSON server: it shows the position."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    server, _ = gpsd_server
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: cgps on a 80x25 terminal
+        try:
+            os.execvpe("cgps", ["cgps", "-s", f"127.0.0.1:{server.port}"], {**os.environ, "TERM": "xterm"})
+        finally:
+            os._exit(127)  # never back into the test runner
+    screen = b""
+    try:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 25, 80, 0, 0))
+        deadline = time.monotonic() + 15
+        second = 0
+        while b"31.23100000 N" not in screen and time.monotonic() < deadline:
+            server.send(_epoch(second), sentences(_epoch(second)))
+            second += 1
+            until = time.monotonic() + 0.3
+            while time.monotonic() < until:
+                if select.select([terminal], [], [], 0.05)[0]:
+                    try:
+                        screen += os.read(terminal, 65536)
+                    except OSError:
+                        break
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        os.close(terminal)
+    assert b"31.23100000 N" in screen and b"121.47400000 E" in screen
