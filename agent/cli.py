@@ -577,18 +577,20 @@ def run(path: str, op: str, op_args: dict[str, Any], timeout_s: float, *, as_jso
 
 def run_export(path: str, args: argparse.Namespace, *, as_json: bool, out: TextIO, err: TextIO) -> int:
     """``export``: the agent streams, we write the file (agent.export_client); a --json summary or a few lines."""
-    from agent.export_client import describe_export, export_to, terminal_progress
+    from agent.export_client import check_target, describe_export, export_to, terminal_progress
 
     try:
-        target = _absolute(args.out)
-        result = export_to(path, Path(target), overwrite=args.overwrite, progress=terminal_progress(err))
+        target = Path(_absolute(args.out))
+        check_target(target, args.overwrite)  # a usage error, before the agent is asked
     except UsageProblem as exc:
         return _fail(EXIT_USAGE, "UsageError", str(exc), as_json, out, err)
-    except AgentUnreachable as exc:
-        return _fail(EXIT_UNREACHABLE, "AgentUnreachable", exc.message, as_json, out, err)
     except UsageError as exc:
         return _fail(EXIT_USAGE, "UsageError", exc.message, as_json, out, err)
-    except AgentError as exc:
+    try:
+        result = export_to(path, target, overwrite=args.overwrite, progress=terminal_progress(err))
+    except AgentUnreachable as exc:
+        return _fail(EXIT_UNREACHABLE, "AgentUnreachable", exc.message, as_json, out, err)
+    except AgentError as exc:  # the agent's refusal, or our side's writes
         return _fail(EXIT_FAILED, type(exc).__name__, exc.message, as_json, out, err)
     if as_json:
         return _print(json.dumps({"path": result.path, **result.summary}, indent=2, sort_keys=True), out, err)
