@@ -206,8 +206,8 @@ def test_gpsd_clients_get_nothing_while_the_feed_may_not_flow(gpsd_server: tuple
     allowed[0] = False
     server.send(_epoch(1), sentences(_epoch(1)))
     assert client.messages() == []
-    client.sock.sendall(b"?POLL;")
     allowed[0] = True
+    client.sock.sendall(b"?POLL;")
     (poll,) = client.messages()
     assert poll["tpv"] == []  # the last fix was thrown away with the rest
 
