@@ -5,12 +5,15 @@ canonical JSON), its ``text_hash`` (the hash consent is tied to) and a ``materia
 description. Comparing two snapshots purpose by purpose gives one :class:`PurposeChange` each:
 
 - ``added``: a new purpose (material: it needs consent of its own before anything is sent for it);
-- ``material``: fields, precision (grid, coarsening, time bucket, daily cap), retention, legal basis, sinks,
+- ``material``: fields, precision (grid, time bucket, daily cap), retention, legal basis, sinks,
   recipients or regions changed. Consent given for the old text no longer counts (``Consents.granted``
   compares text hashes), so the purpose is suspended until the user accepts again (``privacyctl policy accept``);
 - ``wording``: only the description changed. The user is told (a notice), and the consent given for the old
   text is carried to the new one, since nothing the user agreed to about data, precision or recipients changed;
-- ``removed``: the purpose is gone; nothing is sent for it any more (a notice).
+- ``removed``: the purpose is gone; nothing is sent for it any more (a notice);
+- ``policy-wide``: the purpose's own text is unchanged but a policy-wide term it is shown with changed (the
+  coarsening method, or the home region that decides what is cross-border). These are not part of the text hash
+  consent is tied to, so the consent still counts: a notice, not a suspension (a known limit, docs/policy.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from agent.policy_notice import purpose_terms
 from agent.privacy.policy import Policy
 
 ADDED, MATERIAL, WORDING, REMOVED = "added", "material", "wording", "removed"
+POLICY_WIDE = "policy-wide"  # coarsening or home region: outside the purpose's text hash, see below
 SUSPENDING = frozenset({ADDED, MATERIAL})
 
 
@@ -87,6 +91,9 @@ def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[PurposeC
         elif was is not None and now is not None and was["text_hash"] != now["text_hash"]:
             kind = WORDING if was["material_hash"] == now["material_hash"] else MATERIAL
             changes.append(PurposeChange(name, kind, _changed_terms(was["terms"], now["terms"]),
+                                         was["text_hash"], now["text_hash"]))
+        elif was is not None and now is not None and was["material_hash"] != now["material_hash"]:
+            changes.append(PurposeChange(name, POLICY_WIDE, _changed_terms(was["terms"], now["terms"]),
                                          was["text_hash"], now["text_hash"]))
     return changes
 

@@ -51,9 +51,10 @@ class Rights:
     # -- start -----------------------------------------------------------------------------------------------
     def start(self) -> None:
         requests = [record.fields for record in self._ledger.records() if record.type == "request"]
-        self._pipeline.policy = corrections.corrected_policy(self._pipeline.policy, requests)
+        configured = self._pipeline.policy
+        self._pipeline.policy = corrections.corrected_policy(configured, requests)
         self.wrong_fixes = corrections.wrong_fixes(requests)
-        self._archive(self._pipeline.policy)
+        self._archive(configured)  # the policy as shipped: a user's correction is not a new policy version
 
     def _archive(self, policy: Policy) -> None:
         current = policy_versions.snapshot(policy)
@@ -117,6 +118,9 @@ class Rights:
                         f"grant it (privacyctl consent grant {change.purpose})")
             elif change.kind == policy_versions.WORDING:
                 text = f"policy {policy.version}: the description of purpose {change.purpose} changed (wording only)"
+            elif change.kind == policy_versions.POLICY_WIDE:
+                text = (f"policy {policy.version}: terms shown with purpose {change.purpose} changed ({terms}); "
+                        "see privacyctl policy show --diff")
             else:
                 text = f"policy {policy.version}: purpose {change.purpose} was removed; nothing is sent for it"
             self.notices.append(text)

@@ -129,3 +129,12 @@ def test_accepting_a_changed_policy_for_a_minor_without_guardian_names_what_stay
     assert answer["resumed"] == [] and "the user is a minor" in answer["not_resumed"]["fleet-tracking"]
     assert requests_of(running)[-1]["outcome"] == "partly-accepted"
     assert running.request("status")["purposes"][0]["suspended"] is True
+
+
+def test_a_correction_is_not_a_new_policy_version(start: Callable[..., RunningAgent]) -> None:
+    running = start()
+    assert ctl(running, "correct", "region", "EU")[0] == 0
+    running = start()
+    assert [r.fields["event"] for r in running.agent.ledger.records() if r.type == "policy"] == ["archived"]
+    status = running.request("status")
+    assert status["home_region"] == "EU" and status["policy_notices"] == []

@@ -137,3 +137,19 @@ def test_incidents_config_is_checked() -> None:
                          ({"command": ["/bin/x"], "shell": True}, "unknown key")):
         with pytest.raises(ConfigError, match=message):
             parse_config({**base, "incidents": bad})
+
+
+def test_the_shipped_example_documents_the_incidents_table() -> None:
+    """The commented [incidents] table of examples/privacy-agent.toml, uncommented, loads with every key."""
+    import tomllib
+
+    from agent.config import _SCHEMA
+
+    example = (Path(__file__).resolve().parents[1] / "examples" / "privacy-agent.toml").read_text()
+    block = example[example.index("# [incidents]"):example.index("\n\n", example.index("# [incidents]"))]
+    uncommented = "\n".join(line[2:] for line in block.splitlines()
+                            if line.startswith("# ") and not line.startswith("# # "))
+    raw = tomllib.loads(uncommented)
+    assert set(raw["incidents"]) == set(_SCHEMA["incidents"])
+    config = parse_config({"modem": {"port": "sim://ec25"}, **raw})
+    assert config.incidents is not None and config.incidents.command[0].startswith("/")

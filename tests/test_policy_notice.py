@@ -192,3 +192,13 @@ def test_a_correction_value_is_either_valid_for_its_kind_or_refused_by_name(what
         assert parse_policy({"policy": {"version": "1", "home_region": checked}}).home_region == checked
     else:
         assert isinstance(checked, str) and 1 <= len(checked) <= 64 and checked == value
+
+
+@pytest.mark.parametrize(("mutate", "term"), [
+    (lambda d: d["policy"].update(coarsening="laplace"), "coarsening"),
+    (lambda d: d["policy"].update(home_region="EU"), "recipients"),
+])
+def test_a_policy_wide_change_is_named_but_does_not_suspend(mutate: Any, term: str) -> None:
+    changes = _changed(mutate)
+    assert {change.kind for change in changes} == {"policy-wide"}
+    assert all(term in change.changed and not change.as_dict()["suspends"] for change in changes)
