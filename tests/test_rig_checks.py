@@ -44,6 +44,9 @@ def test_an_acknowledged_change_must_be_the_final_desired_state() -> None:
     assert checks.acknowledged_lost(seen) == 0
     seen.final_desired = "on"
     assert checks.acknowledged_lost(seen) == 1
+    seen.final_desired = None  # never answered: counted as a crash or hang, not as a loss
+    assert checks.acknowledged_lost(seen) == 0
+    seen.final_desired = "on"
     seen.unconfirmed = ["on"]  # asked for after the last acknowledgement: may legitimately be the final state
     assert checks.acknowledged_lost(seen) == 0
     seen.incidents = ["ledger-truncated"]

@@ -132,10 +132,12 @@ def _growth_while_off(seen: Observations, counts: list[tuple[float, int]]) -> in
 
 
 def acknowledged_lost(seen: Observations) -> int:
-    """1 when the agent's final desired state is not the last one it acknowledged, or it reported a loss."""
+    """1 when the agent's final desired state is not the last one it acknowledged, or it reported a loss.
+
+    A run that never got the final state (the daemon did not come back) is a crash or hang, counted there."""
     lost = 0
     allowed = {seen.acknowledged[-1], *seen.unconfirmed} if seen.acknowledged else set()
-    if allowed and seen.final_desired not in allowed:
+    if allowed and seen.final_desired is not None and seen.final_desired not in allowed:
         lost += 1
     return lost + sum(1 for kind in seen.incidents if kind in LOSS_INCIDENTS)
 

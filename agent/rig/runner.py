@@ -99,6 +99,7 @@ class _Run:
         except (AgentError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            self.seen.end = self.seen.end or self.clock.wall()  # a run cut short ends now
             self._stop.set()
             if observer.is_alive():
                 observer.join(timeout=10)
