@@ -138,3 +138,17 @@ def test_a_correction_is_not_a_new_policy_version(start: Callable[..., RunningAg
     assert [r.fields["event"] for r in running.agent.ledger.records() if r.type == "policy"] == ["archived"]
     status = running.request("status")
     assert status["home_region"] == "EU" and status["policy_notices"] == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["incidents", "--since", "yesterday"], "argument --since: must be an ISO 8601 time"),
+    (["uploads", "--since", "2026-13-01"], "argument --since: must be an ISO 8601 time"),
+    (["uploads", "--purpose", "Not_A_Purpose"], "argument --purpose: must be a purpose name"),
+])
+def test_a_malformed_date_or_purpose_is_refused_before_the_agent_is_asked(
+        start: Callable[..., RunningAgent], argv: list[str], message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    running = start()
+    code, out, _ = ctl(running, *argv)
+    assert code == cli.EXIT_USAGE and out == ""
+    assert message in capsys.readouterr().err
