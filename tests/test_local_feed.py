@@ -313,7 +313,7 @@ def test_the_shipped_example_documents_every_key() -> None:
     from agent.config import _SCHEMA
 
     example = (Path(__file__).resolve().parents[1] / "examples" / "privacy-agent.toml").read_text()
-    block = example[example.index("# [local_feed]"):]
+    block = example[example.index("# [local_feed]"):].split("\n\n")[0]  # up to the next blank line
     uncommented = "\n".join(line[2:] for line in block.splitlines() if line.startswith("# ") and
                             not line.startswith("# # "))
     raw = tomllib.loads(uncommented)
