@@ -664,6 +664,8 @@ class Agent:
             return self.uploads.handle(request.op, dict(request.args), peer.uid)
         if request.op in REQUEST_OPS:  # export (a stream), erase, log.show: agent/rights_requests.py
             return self.requests.handle(request.op, dict(request.args), peer.uid)
+        if request.op == "status" and self.local_feed is not None:  # its readers' drop counters, for the user
+            return {**self.handle_right(request, peer), "local_feed": self.local_feed.stats()}
         if request.op in RIGHTS_OPS:
             return self.handle_right(request, peer)
         return self.supervisor.handle(request, peer)

@@ -136,6 +136,11 @@ def test_gpsd_sees_grid_positions_only_and_nothing_while_off_or_without_consent(
         assert all((fix["lat"], fix["lon"]) != (s.lat, s.lon) for s in samples)
         assert fix["time"].endswith(":00.000Z") or fix["time"].endswith(".000Z")  # whole seconds: the bucket
 
+    status = running.request("status")["local_feed"]  # privacyctl status shows the feed and its drop counters
+    assert status["purpose"] == "local-nav" and status["served"] >= 3
+    assert [output["output"] for output in status["outputs"]] == ["pty", "gpsd-json"]
+    assert status["outputs"][0]["dropped_sentences"] == 0  # gpsd keeps up
+
     # switch off: gpsd sees no new fixes
     running.request("location.off", wait_s=10)
     _watch(running, watcher, 0.5)  # what was already on its way
