@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent import errors
-from agent.control_wire import PURPOSE, PURPOSE_RULE
 from agent.errors import AgentError, ControlError, PermissionDenied, UsageError
 
+PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+PURPOSE_RULE = "a purpose name: lowercase letters, digits, '_', '.', '-' (max 64), starting with a letter"
 PROTOCOL_VERSION = 1
 MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 10.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +22,6 @@ from collections.abc import Callable, Iterator
 MAX_CHUNK = 65536
 MAX_REPLY_BYTES = 1 << 20  # the agent's replies are a few KiB; more is not the agent talking
 # A purpose name, as the agent and privacyctl both check it.
-PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-PURPOSE_RULE = "a purpose name: lowercase letters, digits, '_', '.', '-' (max 64), starting with a letter"
 
 
 # The error kind of a busy reply: the class name of agent.errors.AgentBusy (a test holds the two together).
