@@ -241,3 +241,83 @@ def test_log_show_is_newest_first_filtered_and_bounded(service: Any) -> None:
     assert upload["personal"]["payload"] == {"base64": "//4="}
     with pytest.raises(UsageError, match="not a record type"):
         rights.handle("log.show", {"type": "nonsense"}, 0)
+
+
+# -- the client's side of a stream ----------------------------------------------------------------------------
+
+def _stream_bytes(pieces: list[bytes], trailer: dict[str, Any]) -> bytes:
+    from agent.control_protocol import encode_result
+
+    body = b"".join(encode_frame(FRAME_DATA, piece) + encode_progress(index, len(pieces))
+                    for index, piece in enumerate(pieces))
+    return encode_stream_start({"records": len(pieces)}) + body + encode_frame(FRAME_END) + encode_result(trailer)
+
+
+class Trickle:
+    """A connection that hands over at most ``split`` bytes per read (what a real socket may do)."""
+
+    def __init__(self, data: bytes, split: int) -> None:
+        self._data = memoryview(data)
+        self._split = split
+
+    def settimeout(self, _timeout: float) -> None:
+        pass
+
+    def recv(self, size: int) -> bytes:
+        piece = bytes(self._data[:min(size, self._split)])
+        self._data = self._data[len(piece):]
+        return piece
+
+    def recv_into(self, view: memoryview) -> int:
+        piece = self.recv(len(view))
+        view[:len(piece)] = piece
+        return len(piece)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.integers(1, 64))
+def test_the_client_reads_back_exactly_the_frames_whatever_the_reads(pieces: list[bytes], split: int) -> None:
+    """Byte for byte, with the stream arriving in pieces of any size."""
+    from agent.control_client import _read_frames
+    from agent.control_protocol import decode_reply
+    from agent.control_wire import StreamReader
+
+    data = _stream_bytes(pieces, {"bytes": sum(map(len, pieces))})
+    reader = StreamReader(Trickle(data, split), 5.0)  # type: ignore[arg-type]
+    assert is_stream_start(reader.line())
+    got: list[bytes] = []
+    seen: list[tuple[int, int]] = []
+    _read_frames(reader, got.append, lambda done, total: seen.append((done, total)))
+    assert b"".join(got) == b"".join(pieces) and len(seen) == len(pieces)
+    assert decode_reply(reader.line()) == {"bytes": sum(map(len, pieces))}
+
+
+@given(st.integers(1, 150), st.integers(1, 64))
+def test_a_stream_cut_short_is_an_error_not_a_short_file(cut: int, split: int) -> None:
+    from agent.control_client import _read_frames
+    from agent.control_wire import StreamReader
+
+    data = _stream_bytes([b"x" * 100], {})
+    trailer_start = data.rindex(b"E\0\0\0\0")
+    reader = StreamReader(Trickle(data[:min(cut + data.index(b"\n") + 1, trailer_start)], split), 5.0)  # type: ignore[arg-type]
+    reader.line()
+    with pytest.raises(EOFError):
+        _read_frames(reader, lambda _: None, None)
+
+
+def test_the_progress_bar_only_on_a_terminal() -> None:
+    from agent.export_client import terminal_progress
+
+    assert terminal_progress(io.StringIO()) is None
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    show = terminal_progress(screen)
+    assert show is not None
+    show(1, 4)
+    show(1, 4)  # the same percentage is not drawn twice
+    show(4, 4)
+    assert screen.getvalue() == ("\rexporting [######                   ]  25% 1/4 records"
+                                 "\rexporting [#########################] 100% 4/4 records\n")
