@@ -10,6 +10,9 @@ feed (coarsening, time cut, sentence writing) and its pty output; a reader reads
 - ``local_feed_cpu_1hz``: CPU of this process (the daemon's threads; the reader is a separate ``cat`` process)
   over the same seconds at 1 Hz, with the feed and without it (fixes then go to a no-op listener). The value is
   the difference in percentage points of one core. Target: at most 0.5.
+- ``local_feed_daemon_cpu``: the whole daemon (its own process, against a simulator in another process) at 1 Hz
+  with location on and a consented purpose: with ``[local_feed]`` and a ``cat`` reading its link, against the same
+  daemon without the feed, the two taking turns. The difference in percentage points of one core; at most 0.5.
 """
 
 from __future__ import annotations
@@ -158,6 +161,68 @@ def _cpu_at_1hz(seconds: int, *, with_feed: bool) -> float:
             harness.stop()
 
 
+def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
+    """The daemon process's CPU share (percent of one core) at 1 Hz, with or without the local feed."""
+    import sys
+
+    from agent.control import request
+
+    with tempfile.TemporaryDirectory() as directory:
+        tmp = Path(directory)
+        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
+        simulator = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
+                                      "--nmea-pty-link", str(links["nmea"]), "--ttff", "1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes: list[subprocess.Popen[bytes]] = [simulator]
+        try:
+            _wait_for(lambda: all(path.exists() for path in links.values()))
+            feed = f'[local_feed]\nlink = "{tmp / "feed"}"\npurpose = "local-nav"\n' if with_feed else ""
+            config = tmp / "config.toml"
+            config.write_text(
+                f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
+                f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n'
+                '[policy]\nversion = "1"\nhome_region = "CN"\n'
+                '[[purpose]]\nname = "local-nav"\ndescription = "Navigation on the gateway"\n'
+                'legal_basis = "consent"\ntime_bucket_s = 1\nmax_points_per_day = 86400\nsinks = ["outbox"]\n'
+                f'[[sink]]\nname = "outbox"\nurl = "file://{tmp / "outbox.jsonl"}"\nrecipient = "Bench"\n'
+                'region = "CN"\n' + feed)
+            daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(daemon)
+            _wait_for(lambda: (tmp / "c.sock").exists())
+            time.sleep(1)
+            request(tmp / "c.sock", "consent.grant", {"purpose": "local-nav"})
+            request(tmp / "c.sock", "location.on", {"wait_s": 10})
+            if with_feed:
+                _wait_for(lambda: (tmp / "feed").exists())
+                with open(tmp / "read.nmea", "wb") as sink:
+                    processes.append(subprocess.Popen(["cat", str(tmp / "feed")], stdout=sink))
+            time.sleep(2)
+            started_cpu, started = _process_cpu(daemon.pid), time.monotonic()
+            time.sleep(seconds)
+            share = (_process_cpu(daemon.pid) - started_cpu) / (time.monotonic() - started) * 100
+            if with_feed and b"$GPRMC" not in (tmp / "read.nmea").read_bytes():
+                raise RuntimeError("the local feed's reader got no sentence: the measurement would mean nothing")
+            return share
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                process.wait(timeout=15)
+
+
+def _wait_for(predicate: object, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("the benchmark's daemon or simulator did not come up")
+        time.sleep(0.05)
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(quick: bool) -> dict[str, dict[str, object]]:
     epochs = 100 if quick else 500
     ours = _latencies(epochs)
@@ -170,7 +235,16 @@ def run(quick: bool) -> dict[str, dict[str, object]]:
         with_feed.append(_cpu_at_1hz(seconds, with_feed=True))
     increase_pp = (min(with_feed) - min(without)) * 100
     received = len(ours) / epochs
+    daemon_seconds = 15 if quick else 60
+    daemon_without = _daemon_cpu(daemon_seconds, with_feed=False)
+    daemon_with = _daemon_cpu(daemon_seconds, with_feed=True)
+    daemon_increase = daemon_with - daemon_without
     return {
+        "local_feed_daemon_cpu": {
+            "value": round(daemon_increase, 3), "unit": "percentage points of one core (whole daemon)",
+            "baseline": round(daemon_without, 3), "ratio": daemon_with / daemon_without if daemon_without else None,
+            "target": f"<= {CPU_TARGET_PP} pp", "pass": daemon_increase <= CPU_TARGET_PP,
+        },
         "local_feed_latency_p99": {
             "value": round(p99 * 1000, 3), "unit": "ms", "baseline": round(bare_p99 * 1000, 3),
             "ratio": p99 / bare_p99 if bare_p99 else None, "target": f"< {LATENCY_TARGET_S * 1000:g} ms",
