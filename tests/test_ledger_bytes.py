@@ -65,8 +65,9 @@ def build(state: Path, clock: FakeClock) -> None:
         ledger.append("upload", {"sink": "mqtt", "n": 99})
         ledger.checkpoint()
         ledger.export(state / "export.zip")
-        with (state / "stream.zip").open("wb") as stream:
-            ledger.export_stream(stream.write)
+        pieces: list[bytes] = []
+        ledger.export_stream(pieces.append)
+        (state / "stream.zip").write_bytes(b"".join(pieces))
 
 
 def digest(data: bytes) -> str:
