@@ -119,42 +119,8 @@ def check_type(record_type: str) -> None:
 
 
 def dumps(value: Any) -> bytes:
-    """Deterministic CBOR: maps are put in canonical key order here, then encoded as they are.
-
-    Same bytes as ``cbor2.dumps(value, canonical=True)`` for the values :func:`check_value` accepts (text
-    keys, no floats, definite lengths, shortest integers), at a quarter of the cost; tests check the equality.
-    """
-    return cbor2.dumps(_ordered(value))
-
-
-def _ordered(value: Any) -> Any:
-    if type(value) is dict:
-        keys = tuple(value)
-        order = _KEY_ORDERS.get(keys) or _canonical_order(keys)
-        if _SCALARS.issuperset(map(type, value.values())):
-            return value if order == keys else {key: value[key] for key in order}
-        return {key: _ordered(value[key]) for key in order}
-    if type(value) is list or type(value) is tuple:
-        return [_ordered(item) for item in value]
-    return value
-
-
-# A program records the same few shapes of map over and over; sorting their keys once per shape instead of
-# once per record is most of what makes a durable append cheap. Bounded, so that odd callers cannot grow it.
-_KEY_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
-_KEY_ORDERS_MAX = 4096
-
-
-def _canonical_order(keys: tuple[str, ...]) -> tuple[str, ...]:
-    order = tuple(sorted(keys, key=_canonical_key))
-    if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
-        _KEY_ORDERS[keys] = order
-    return order
-
-
-def _canonical_key(key: str) -> tuple[int, bytes]:
-    encoded = key.encode()
-    return len(encoded), encoded  # length first, then bytewise: RFC 8949 §4.2.3, what cbor2 canonical does
+    """Deterministic CBOR (RFC 8949 §4.2: map keys sorted by length, then bytewise; shortest integers)."""
+    return cbor2.dumps(value, canonical=True)
 
 
 def loads(data: bytes) -> Any:
@@ -164,14 +130,11 @@ def loads(data: bytes) -> Any:
 # -- records ------------------------------------------------------------------------------------------------
 def encode_record(*, seq: int, time_ms: int, record_type: str, prev_hash: bytes, fields: Mapping[str, Any],
                   sealed: Sealed | None) -> bytes:
-    # Built in canonical key order already (f p t v seq prev type), so only the fields need ordering.
-    ordered = _ordered(fields if type(fields) is dict else dict(fields))
-    if sealed is None:
-        return cbor2.dumps({"f": ordered, "t": time_ms, "v": SCHEMA_VERSION, "seq": seq, "prev": prev_hash,
-                            "type": record_type})
-    personal = {"c": sealed.ciphertext, "k": sealed.key_id, "n": sealed.nonce}
-    return cbor2.dumps({"f": ordered, "p": personal, "t": time_ms, "v": SCHEMA_VERSION, "seq": seq,
-                        "prev": prev_hash, "type": record_type})
+    body: dict[str, Any] = {"v": SCHEMA_VERSION, "seq": seq, "t": time_ms, "type": record_type,
+                            "prev": prev_hash, "f": dict(fields)}
+    if sealed is not None:
+        body["p"] = {"k": sealed.key_id, "n": sealed.nonce, "c": sealed.ciphertext}
+    return dumps(body)
 
 
 def record_hash(payload: bytes) -> bytes:
@@ -188,28 +151,8 @@ def decode_record(payload: bytes, *, segment: str, offset: int) -> Record:
     this schema is corruption (or a newer schema), reported at its place."""
     seq, time_ms, record_type, prev, fields, sealed_parts, digest = decode_parts(payload, segment=segment,
                                                                                 offset=offset)
-    sealed: Sealed | None = None
-    if sealed_parts is not None:
-        sealed = _new_object(Sealed)
-        _set_key_id(sealed, sealed_parts[0])
-        _set_nonce(sealed, sealed_parts[1])
-        _set_ciphertext(sealed, sealed_parts[2])
-    return make_record(seq, time_ms, record_type, prev, fields, sealed, payload, digest)
-
-
-def make_record(seq: int, time_ms: int, record_type: str, prev_hash: bytes, fields: Mapping[str, Any],
-                sealed: Sealed | None, payload: bytes, digest: bytes) -> Record:
-    """``Record(...)`` for values already known to be right (decoded, or just encoded), at half the cost."""
-    record: Record = _new_object(Record)
-    _set_seq(record, seq)
-    _set_time_ms(record, time_ms)
-    _set_type(record, record_type)
-    _set_prev_hash(record, prev_hash)
-    _set_fields(record, fields)
-    _set_sealed(record, sealed)
-    _set_payload(record, payload)
-    _set_hash(record, digest)
-    return record
+    sealed = Sealed(*sealed_parts) if sealed_parts is not None else None
+    return Record(seq, time_ms, record_type, prev, fields, sealed, payload, digest)
 
 
 SealedParts = tuple[str, bytes, bytes]  # key_id, nonce, ciphertext
@@ -222,11 +165,10 @@ def decode_parts(payload: bytes, *, segment: str, offset: int) -> RecordParts:
     export turns millions of records into lines, and making a Record and a Sealed costs about as much as
     these checks. Raises the same :class:`LogCorrupt` as decode_record, which is built on it.
 
-    Runs once per record on every read of the log, so it is written flat (no helper calls; cbor2 called
-    directly, not through :func:`loads`).
+    Runs once per record on every read of the log.
     """
     try:
-        body = _cbor_loads(payload, allow_indefinite=False, allow_duplicate_keys=False)
+        body = cbor2.loads(payload, allow_indefinite=False, allow_duplicate_keys=False)
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise LogCorrupt("record is not valid CBOR", segment=segment, offset=offset) from exc
     try:
@@ -250,43 +192,16 @@ def decode_parts(payload: bytes, *, segment: str, offset: int) -> RecordParts:
     except (KeyError, TypeError, ValueError) as exc:
         raise LogCorrupt(f"record does not match schema {SCHEMA_VERSION}", segment=segment,
                          offset=offset) from exc
-    return seq, time_ms, record_type, prev, fields, sealed, _sha256(payload).digest()
-
-
-_cbor_loads = cbor2.loads
-_sha256 = hashlib.sha256
-_new_object = object.__new__
-# The slot descriptors of the two frozen dataclasses. A frozen dataclass's __init__ sets each field through
-# object.__setattr__, which costs more than the checks of decode_parts; reading a log makes millions of
-# records, so decode_record fills the same slots directly. The objects are the same (equal, immutable, same
-# repr) as the constructors make; only decode_record builds them this way (a test checks every field is set).
-_set_seq, _set_time_ms, _set_type, _set_prev_hash, _set_fields, _set_sealed, _set_payload, _set_hash = (
-    getattr(Record, name).__set__
-    for name in ("seq", "time_ms", "type", "prev_hash", "fields", "sealed", "payload", "hash"))
-_set_key_id, _set_nonce, _set_ciphertext = (getattr(Sealed, name).__set__
-                                            for name in ("key_id", "nonce", "ciphertext"))
+    return seq, time_ms, record_type, prev, fields, sealed, hashlib.sha256(payload).digest()
 
 
 # -- frames -------------------------------------------------------------------------------------------------
 def encode_frame(payload: bytes) -> bytes:
     size = len(payload)
-    header = _FRAME_HEADERS.get(size) or _frame_header(size)
-    return b"".join((header, payload, CRC.pack(zlib.crc32(payload))))
-
-
-# The header and its CRC depend only on the payload's length, and records are mostly of a few lengths.
-_FRAME_HEADERS: dict[int, bytes] = {}
-_FRAME_HEADERS_CACHED_BELOW = 4096
-
-
-def _frame_header(size: int) -> bytes:
     if size > MAX_PAYLOAD:
         raise UsageError("record is larger than 1 MiB")
     header = HEADER.pack(MAGIC, FRAME_VERSION, KIND_RECORD, size)
-    header += CRC.pack(zlib.crc32(header))
-    if size < _FRAME_HEADERS_CACHED_BELOW:
-        _FRAME_HEADERS[size] = header
-    return header
+    return header + CRC.pack(zlib.crc32(header)) + payload + CRC.pack(zlib.crc32(payload))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -80,23 +80,6 @@ READ_LIMIT = MANIFEST_LIMIT + 2 * COPY_CHUNK
 INFLATE_RATIO_LIMIT = 64
 INFLATE_SLACK = 64 << 20
 _UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
-
-
-def _pieces_encoder() -> Callable[[Any, int], Sequence[str]]:
-    """_ENCODER.encode without its per-call cost: the C encoder behind it, made once (JSONEncoder.encode
-    builds it again for every value). Call as ``"".join(encode(value, 0))`` (0: the indentation level)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return lambda value, _level: (_ENCODER.encode(value),)
-    encode: Callable[[Any, int], Sequence[str]] = make(
-        None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
-    return encode
-
-
-_encode_pieces = _pieces_encoder()
-_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # what _ENCODER does with a str
-_join = "".join
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 Progress = Callable[[int, int], None]
 
@@ -391,13 +374,7 @@ class _JsonlBuilder:
             self._progress(done, self._snapshot.count)
 
     def _line(self, parts: codec.RecordParts) -> str:
-        """One line of records.jsonl, newline included.
-
-        The same text as encoding the whole entry with _ENCODER (keys in this order), but only the fields and
-        the personal part go through the encoder: the other values are integers, ASCII text made here (time,
-        hash) and the type, which encode_basestring escapes exactly as the encoder does. Encoding the whole
-        dict costs half as much again as this, once per record; for the same reason the calls are inlined.
-        """
+        """One line of records.jsonl, newline included."""
         seq, time_ms, record_type, _prev, fields, sealed, digest = parts
         if "policy_version" in fields:
             version = fields["policy_version"]
@@ -407,18 +384,12 @@ class _JsonlBuilder:
         if seconds != self._second:  # records come in bursts within a second: format each second once
             self._second_text = iso_second(seconds)
             self._second = seconds
-        for value in fields.values():  # to_json's own first test, here to save the call in the common case
-            if type(value) not in _JSON_SCALARS:
-                fields = to_json(fields)
-                break
-        if sealed is None:
-            return (f'{{"seq": {seq}, "time": "{self._second_text}.{millis:03d}Z", "time_ms": {time_ms}, '
-                    f'"type": {_encode_text(record_type)}, "fields": {_join(_encode_pieces(fields, 0))}, '
-                    f'"hash": "{digest.hex()}"}}\n')
-        return (f'{{"seq": {seq}, "time": "{self._second_text}.{millis:03d}Z", "time_ms": {time_ms}, '
-                f'"type": {_encode_text(record_type)}, "fields": {_join(_encode_pieces(fields, 0))}, '
-                f'"personal": {_join(_encode_pieces(self._personal(seq, record_type, sealed), 0))}, '
-                f'"hash": "{digest.hex()}"}}\n')
+        entry: dict[str, Any] = {"seq": seq, "time": f"{self._second_text}.{millis:03d}Z", "time_ms": time_ms,
+                                 "type": record_type, "fields": to_json(fields)}
+        if sealed is not None:
+            entry["personal"] = self._personal(seq, record_type, sealed)
+        entry["hash"] = digest.hex()
+        return json.dumps(entry, ensure_ascii=False) + "\n"
 
     def _personal(self, seq: int, record_type: str, sealed: codec.SealedParts) -> Any:
         key_id, nonce, ciphertext = sealed
@@ -433,13 +404,7 @@ class _JsonlBuilder:
         plaintext = opener.open(nonce, ciphertext, associated_data(seq, record_type))
         if plaintext is None:
             return {"unreadable": True, "key_id": key_id}
-        personal = codec.loads(plaintext)
-        if type(personal) is dict:  # to_json's own first test, here to save the call in the common case
-            for value in personal.values():
-                if type(value) not in _JSON_SCALARS:
-                    return to_json(personal)
-            return personal
-        return to_json(personal)
+        return to_json(codec.loads(plaintext))
 
 
 def _manifest(snapshot: Snapshot, builder: _JsonlBuilder,

@@ -98,18 +98,6 @@ class RecordRef:
     hash: str
 
 
-_set_ref_seq, _set_ref_hash = (getattr(RecordRef, name).__set__ for name in ("seq", "hash"))
-
-
-def _record_ref(seq: int, digest_hex: str) -> RecordRef:
-    """``RecordRef(seq, digest_hex)`` without the frozen dataclass's ``object.__setattr__`` per field (as
-    codec.make_record does): one is made for every append."""
-    ref: RecordRef = object.__new__(RecordRef)
-    _set_ref_seq(ref, seq)
-    _set_ref_hash(ref, digest_hex)
-    return ref
-
-
 @dataclass(frozen=True, slots=True)
 class TornTail:
     """What recovery cut off (or, read-only, would cut off) at the end of the last segment."""
@@ -158,18 +146,13 @@ class Snapshot:
     signed_head: Checkpoint | None = None  # what the head file says (an export carries it)
 
 
-# make_record's arguments: appends keep these, and the few records asked for are built from them
-_RecordArgs = tuple[int, int, str, bytes, Mapping[str, Any], codec.Sealed | None, bytes, bytes]
-
-
 @dataclass
 class _State:
     """What the open scan learnt and appends keep up to date."""
 
     checker: ChainChecker
     segments: list[list[Any]] = field(default_factory=list)  # [name, size]
-    # the newest record of each type, or what makes it (see Ledger.last_record_of_type)
-    last_by_type: dict[str, codec.Record | _RecordArgs] = field(default_factory=dict)
+    last_by_type: dict[str, codec.Record] = field(default_factory=dict)  # the newest record of each type
     records_per_key: Counter[str] = field(default_factory=Counter)
     last_checkpoint_count: int = 0
 
@@ -424,8 +407,8 @@ class Ledger:
         frame, digest = codec.frame_and_hash(payload)
         self._pending += frame
         state.segments[-1][1] += len(frame)
-        state.last_by_type[record_type] = (seq, time_ms, record_type, checker.head, fields, sealed, payload,
-                                           digest)
+        state.last_by_type[record_type] = codec.Record(seq, time_ms, record_type, checker.head, fields, sealed,
+                                                       payload, digest)
         if sealed is not None:
             state.records_per_key[sealed.key_id] += 1
         checker.count += 1
@@ -436,7 +419,7 @@ class Ledger:
             self._dirty_since = time.monotonic()
         if len(self._pending) >= WRITE_BUFFER:
             self._write_pending()
-        return _record_ref(seq, digest.hex())
+        return RecordRef(seq, digest.hex())
 
     def _seal(self, seq: int, record_type: str, personal: Mapping[str, Any], epoch: int | None,
               time_ms: int) -> codec.Sealed:
@@ -714,10 +697,7 @@ class Ledger:
 
     def last_record_of_type(self, record_type: str) -> codec.Record | None:
         with self._lock:
-            last = self._state.last_by_type.get(record_type)
-            if isinstance(last, tuple):
-                last = self._state.last_by_type[record_type] = codec.make_record(*last)
-            return last
+            return self._state.last_by_type.get(record_type)
 
     def open_personal(self, record: codec.Record) -> dict[str, Any] | None:
         """The decrypted personal fields of ``record``; None when it has none or its key was destroyed."""
