@@ -41,6 +41,7 @@ class Decision:
 
 _OK = Decision(True, "ok", "Every condition holds: the switch is on, the purpose is declared and allowed, "
                            "and the recipient's region is allowed.")
+_OK_LOCAL = Decision(True, "ok", "Every condition holds: the switch is on and the purpose is declared and allowed.")
 _REFUSALS = {
     "switch-off": "The location switch is off.",
     "observed-unknown": "The modem's real location state is not known yet, so nothing is sent.",
@@ -57,9 +58,13 @@ def _refuse(rule: str) -> Decision:
     return Decision(False, rule, _REFUSALS[rule])
 
 
-def decide(*, switch_on: bool, observed_known: bool, policy: Policy, purpose_name: str, sink_name: str,
+def decide(*, switch_on: bool, observed_known: bool, policy: Policy, purpose_name: str, sink_name: str | None,
            consents: Consents, carries_location: bool = True) -> Decision:
-    """The first rule that refuses, or ``ok``; see the module docstring for the order."""
+    """The first rule that refuses, or ``ok``; see the module docstring for the order.
+
+    ``sink_name`` None is a reader on this device itself (the local NMEA feed): there is no recipient, so the two
+    rules about one (``undeclared-sink``, ``cross-border``) do not apply; every other rule does, in the same order.
+    """
     if switch_on is not True:
         return _refuse("switch-off")
     if observed_known is not True:
@@ -67,20 +72,20 @@ def decide(*, switch_on: bool, observed_known: bool, policy: Policy, purpose_nam
     purpose = policy.purpose(purpose_name)
     if purpose is None:
         return _refuse("undeclared-purpose")
-    sink = policy.sink(sink_name)
-    if sink is None or sink.name not in purpose.sinks:
+    sink = None if sink_name is None else policy.sink(sink_name)
+    if sink_name is not None and (sink is None or sink.name not in purpose.sinks):
         return _refuse("undeclared-sink")
     if purpose.is_exception:
         if carries_location is not False:
             return _refuse("exception-no-location")
     elif not consents.granted(purpose):
         return _refuse("no-consent")
-    if sink.region != policy.home_region and not consents.cross_border(sink.region,
-                                                                       policy.region_text_hash(sink.region)):
+    if sink is not None and sink.region != policy.home_region and \
+            not consents.cross_border(sink.region, policy.region_text_hash(sink.region)):
         return _refuse("cross-border")
     if policy.subject.minor and not (policy.subject.guardian_consent or consents.guardian()):
         return _refuse("minor-without-guardian")
-    return _OK
+    return _OK if sink is not None else _OK_LOCAL
 
 
 @dataclass(frozen=True, slots=True)
