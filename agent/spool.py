@@ -35,22 +35,19 @@ Open does the same check.
 Migration: spools written before the journal kept one file per message in ``queue/`` and ``dead/``. Open reads
 them once, writes them into the journal, and only then removes the directories, so an upgrade loses nothing
 (a crash in between finds both, and the journal's copy wins).
+
+This module is the store (the files, the lock, durability); the journal's bytes (framing, replay, compaction) are
+:mod:`agent.spool_journal`, and the migration is :mod:`agent.spool_legacy`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import stat
-import struct
 import threading
-import zlib
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import cbor2
 
 from agent.errors import StoreError
 from agent.ledger.files import (
@@ -59,205 +56,31 @@ from agent.ledger.files import (
     open_for_append,
     read_small,
     store_error,
-    sync_dir,
     truncate,
     write_and_sync,
 )
+from agent.spool_journal import (
+    ENTRY_HEADER_SIZE,
+    JOURNAL_MAGIC,
+    MAX_REASON_CHARS,
+    Message,
+    SpoolState,
+    check_message,
+    compacted,
+    frame,
+    put_entry,
+    replay,
+)
+from agent.spool_legacy import decode_legacy_entry, legacy_file_name, migrate_legacy, remove_legacy
 
-JOURNAL_MAGIC = b"PASPOOLJ"
-_LEAD = struct.Struct(">II")  # body length, crc32 of the body
-_CRC = struct.Struct(">I")  # crc32 of the lead: a damaged length is damage, not a torn tail
-ENTRY_HEADER_SIZE = _LEAD.size + _CRC.size
+__all__ = ["COMPACT_FACTOR", "COMPACT_MIN_BYTES", "DEFAULT_MAX_MESSAGES", "ENTRY_HEADER_SIZE", "JOURNAL_MAGIC",
+           "Message", "Spool", "SpoolState", "compacted", "decode_legacy_entry", "frame", "legacy_file_name",
+           "put_entry", "replay"]
+
 COMPACT_MIN_BYTES = 1 << 20
 COMPACT_FACTOR = 4
-_MAX_ID_CHARS = 256
-_MAX_REASON_CHARS = 1024
 DEFAULT_MAX_MESSAGES = 100_000
 
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One outbound payload for one sink.
-
-    ``id`` is stable and chosen by the caller: receivers de-duplicate on it (delivery is at-least-once).
-    ``body`` is the serialized payload, one JSON object. Times are Unix epoch milliseconds.
-    """
-
-    id: str
-    sink: str
-    purpose: str
-    body: bytes
-    created_ms: int
-    attempts: int = 0
-    not_before_ms: int = 0
-
-
-def _check_message(message: Message) -> None:
-    """Caller bugs are ValueError/TypeError (see agent.errors); nothing bad reaches the disk."""
-    if not isinstance(message, Message):
-        raise TypeError("put() takes a Message")
-    if not message.id or len(message.id) > _MAX_ID_CHARS or not message.id.isprintable():
-        raise ValueError("message id must be 1-256 printable characters")
-    if not message.sink or not message.purpose:
-        raise ValueError("message sink and purpose must not be empty")
-    if not isinstance(message.body, bytes):
-        raise TypeError("message body must be bytes")
-    for value in (message.created_ms, message.attempts, message.not_before_ms):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError("message times and attempts must be non-negative integers")
-
-
-# --- entries: encoding and framing (pure) -----------------------------------------------------------------
-
-def put_entry(message: Message) -> list[Any]:
-    return ["put", message.id, message.sink, message.purpose, message.body, message.created_ms, message.attempts,
-            message.not_before_ms]
-
-
-def frame(entry: list[Any]) -> bytes:
-    """One entry as it is appended to the journal."""
-    body = cbor2.dumps(entry)
-    lead = _LEAD.pack(len(body), zlib.crc32(body))
-    return lead + _CRC.pack(zlib.crc32(lead)) + body
-
-
-def _read_entry(data: bytes, offset: int) -> tuple[list[Any], int]:
-    """The entry at ``offset`` and the offset after it; ValueError naming what is wrong."""
-    lead = data[offset:offset + _LEAD.size]
-    (lead_crc,) = _CRC.unpack_from(data, offset + _LEAD.size)
-    if zlib.crc32(lead) != lead_crc:
-        raise ValueError("entry header checksum mismatch")
-    length, body_crc = _LEAD.unpack(lead)
-    start = offset + ENTRY_HEADER_SIZE
-    body = data[start:start + length]
-    if zlib.crc32(body) != body_crc:
-        raise ValueError("entry checksum mismatch")
-    try:
-        entry = cbor2.loads(body)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
-        raise ValueError("entry does not decode") from exc
-    if not isinstance(entry, list):
-        raise ValueError("entry is not an array")
-    return entry, start + length
-
-
-def _is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes from ``offset`` to the end are an append cut short by a crash: an entry whose header is
-    sound but whose body runs past the end, or a header cut short, possibly followed by zeros (a file grown by
-    the append before its data reached the disk). A whole header that is bad is damage, not a tail."""
-    rest = memoryview(data)[offset:]
-    if len(rest) < ENTRY_HEADER_SIZE:
-        return True
-    lead = bytes(rest[:_LEAD.size])
-    (lead_crc,) = _CRC.unpack_from(rest, _LEAD.size)
-    if zlib.crc32(lead) == lead_crc:
-        length, _ = _LEAD.unpack(lead)
-        return bool(ENTRY_HEADER_SIZE + length > len(rest))
-    return len(bytes(rest).rstrip(b"\0")) < ENTRY_HEADER_SIZE
-
-
-# --- the state in memory, rebuilt by applying entries (pure) -----------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    message: Message
-    seq: int  # order of first put: breaks ties between equal created_ms
-    size: int  # bytes of journal this message keeps alive (its put, and its dead entry)
-    reason: str | None = None
-
-
-@dataclass(slots=True)
-class SpoolState:
-    """Queued and dead messages. Changed only by :meth:`apply`, at replay and after each durable append alike,
-    so that what is in memory is exactly what the journal says."""
-
-    queued: dict[str, _Entry] = field(default_factory=dict)
-    dead: dict[str, _Entry] = field(default_factory=dict)
-    live_bytes: int = 0
-    next_seq: int = 1
-
-    def apply(self, entry: list[Any], size: int) -> None:
-        """Apply one entry of ``size`` journal bytes; ValueError when it is malformed or does not fit."""
-        match entry:
-            case ["put", str(), str(), str(), bytes(), int(), int(), int()]:
-                self._put(Message(*entry[1:]), size)
-            case ["ack", str() as message_id]:
-                self.live_bytes -= self._queued_entry(message_id).size
-                del self.queued[message_id]
-            case ["retry", str() as message_id, int() as not_before_ms, int() as attempts]:
-                held = self._queued_entry(message_id)
-                message = replace(held.message, attempts=attempts, not_before_ms=not_before_ms)
-                _check_message(message)
-                self.queued[message_id] = replace(held, message=message)
-            case ["dead", str() as message_id, str() as reason]:
-                held = self._queued_entry(message_id)
-                del self.queued[message_id]
-                self.dead[message_id] = replace(held, size=held.size + size, reason=reason)
-                self.live_bytes += size
-            case ["purge", list() as ids] if all(isinstance(message_id, str) for message_id in ids):
-                for message_id in ids:
-                    dropped = self.queued.pop(message_id, None) or self.dead.pop(message_id, None)
-                    if dropped is None:
-                        raise ValueError("entry purges a message the spool does not hold")
-                    self.live_bytes -= dropped.size
-            case _:
-                raise ValueError("unknown or malformed entry")
-
-    def holds(self, message_id: str) -> bool:
-        return message_id in self.queued or message_id in self.dead
-
-    def in_order(self) -> list[_Entry]:
-        """Every queued and dead message in put order: the order a compacted journal keeps."""
-        return sorted((*self.queued.values(), *self.dead.values()), key=lambda held: held.seq)
-
-    def _put(self, message: Message, size: int) -> None:
-        _check_message(message)
-        if self.holds(message.id):
-            raise ValueError("entry puts a message the spool already holds")
-        self.queued[message.id] = _Entry(message, self.next_seq, size)
-        self.next_seq += 1
-        self.live_bytes += size
-
-    def _queued_entry(self, message_id: str) -> _Entry:
-        held = self.queued.get(message_id)
-        if held is None:
-            raise ValueError("entry names a message that is not queued")
-        return held
-
-
-def replay(data: bytes, path: Path) -> tuple[SpoolState, int]:
-    """The state a journal's bytes hold, and the offset where its whole entries end (a torn tail follows).
-
-    StoreError naming ``path`` and the offset of any damage other than a torn tail. ``path`` is only named."""
-    if not data.startswith(JOURNAL_MAGIC):
-        raise _damage(path, 0, "it does not start with the spool journal header")
-    state = SpoolState()
-    offset = len(JOURNAL_MAGIC)
-    while offset < len(data) and not _is_torn_tail(data, offset):
-        try:
-            entry, end = _read_entry(data, offset)
-            state.apply(entry, end - offset)
-        except (ValueError, TypeError) as exc:
-            raise _damage(path, offset, str(exc)) from exc
-        offset = end
-    return state, offset
-
-
-def compacted(state: SpoolState) -> bytes:
-    """A whole journal holding ``state`` and nothing else."""
-    parts = [JOURNAL_MAGIC]
-    for held in state.in_order():
-        parts.append(frame(put_entry(held.message)))
-        if held.reason is not None:
-            parts.append(frame(["dead", held.message.id, held.reason]))
-    return b"".join(parts)
-
-
-def _damage(path: Path, offset: int, problem: str) -> StoreError:
-    return StoreError(f"spool {path.name} is damaged at offset {offset}: {problem}", path=str(path), offset=offset)
-
-
-# --- the spool (adapter: the journal file) ------------------------------------------------------------------
 
 class Spool:
     """The durable outbound queue. Thread-safe: the pipeline puts and purges while the uploader drains.
@@ -288,11 +111,11 @@ class Spool:
             journal = root / "journal"
             _remove_compaction_leftovers(root)
             state, size = _recover(journal)
-            migrated = _migrate_legacy(root, state)
+            migrated = migrate_legacy(root, state)
             if size is None or migrated or _needs_compaction(size, state):
                 size = _write_journal(journal, state)
             if migrated:
-                _remove_legacy(root)
+                remove_legacy(root)
             journal_fd = open_for_append(journal, create=False)
         except BaseException:
             os.close(lock_fd)
@@ -302,7 +125,7 @@ class Spool:
     def put(self, message: Message) -> None:
         """Queue ``message`` durably. A message whose id is already queued or dead-lettered is left as it is
         (after an ack the id is forgotten: a later put of it queues it again). StoreError when full."""
-        _check_message(message)
+        check_message(message)
         with self._mutex:
             self._check_open()
             if self._state.holds(message.id):
@@ -362,7 +185,7 @@ class Spool:
         with self._mutex:
             self._check_open()
             if message_id in self._state.queued:
-                self._record([["dead", message_id, reason[:_MAX_REASON_CHARS]]])
+                self._record([["dead", message_id, reason[:MAX_REASON_CHARS]]])
 
     def dead_letters(self) -> list[tuple[Message, str]]:
         """Every dead-lettered message with its reason, oldest first."""
@@ -511,119 +334,3 @@ def _write_journal(journal: Path, state: SpoolState) -> int:
     data = compacted(state)
     atomic_write(journal, data)
     return len(data)
-
-
-# --- migration from one file per message (the format before the journal) -----------------------------------
-
-_LEGACY_MAGIC = b"PASPOOL1"
-_LEGACY_HEADER = struct.Struct(">8sI")  # magic, crc32 of the payload
-_LEGACY_SUFFIX = ".msg"
-_LEGACY_TEMP_PREFIX = ".tmp-"
-_LEGACY_FIELDS = ("id", "sink", "purpose", "body", "created_ms", "attempts", "not_before_ms")
-_LEGACY_DIRS = ("queue", "dead")
-
-
-def _migrate_legacy(root: Path, state: SpoolState) -> bool:
-    """Add the messages of ``queue/`` and ``dead/`` (if any) to ``state``; whether there were such directories.
-
-    A message the journal holds already was migrated by an open that crashed before removing the directories:
-    the journal's copy wins. A message in both old directories was being dead-lettered: the dead one wins."""
-    directories = [directory for directory in (root / name for name in _LEGACY_DIRS) if _is_legacy_dir(directory)]
-    if not directories:
-        return False
-    dead = _load_legacy_dir(root / "dead")
-    queued = {message_id: found for message_id, found in _load_legacy_dir(root / "queue").items()
-              if message_id not in dead}
-    everything = [(seq, message, reason) for message, seq, reason in (*queued.values(), *dead.values())]
-    for _, message, reason in sorted(everything, key=lambda item: item[0]):
-        if state.holds(message.id):
-            continue
-        state.apply(put_entry(message), len(frame(put_entry(message))))
-        if reason is not None:
-            state.apply(["dead", message.id, reason], len(frame(["dead", message.id, reason])))
-    return True
-
-
-def _is_legacy_dir(directory: Path) -> bool:
-    try:
-        info = os.lstat(directory)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise store_error("look at", directory, exc) from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise StoreError(f"{directory.name} is not a directory (symlinks are refused)", path=str(directory))
-    return True
-
-
-def _load_legacy_dir(directory: Path) -> dict[str, tuple[Message, int, str | None]]:
-    if not _is_legacy_dir(directory):
-        return {}
-    found: dict[str, tuple[Message, int, str | None]] = {}
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError as exc:
-        raise store_error("list", directory, exc) from exc
-    for name in names:
-        path = directory / name
-        if name.startswith(_LEGACY_TEMP_PREFIX):
-            continue  # a write that never returned: nobody was told it was queued; removed with the directory
-        if not name.endswith(_LEGACY_SUFFIX):
-            raise StoreError(f"unexpected file {name} in the spool", path=str(path))
-        data = read_small(path)
-        if data is None:
-            continue
-        try:
-            message, seq, reason = decode_legacy_entry(data)
-        except ValueError as exc:
-            raise StoreError(f"spool entry {name} is damaged: {exc}", path=str(path)) from exc
-        if legacy_file_name(message.id) != name:
-            raise StoreError(f"spool entry {name} is damaged: its name does not match its id", path=str(path))
-        found[message.id] = (message, seq, reason)
-    return found
-
-
-def legacy_file_name(message_id: str) -> str:
-    return hashlib.sha256(message_id.encode()).hexdigest()[:40] + _LEGACY_SUFFIX
-
-
-def decode_legacy_entry(data: bytes) -> tuple[Message, int, str | None]:
-    """A file of the old format: the message, its sequence number and its dead-letter reason."""
-    if len(data) < _LEGACY_HEADER.size:
-        raise ValueError("shorter than its header")
-    magic, crc = _LEGACY_HEADER.unpack_from(data)
-    if magic != _LEGACY_MAGIC:
-        raise ValueError("not a spool entry (bad magic)")
-    payload = data[_LEGACY_HEADER.size:]
-    if zlib.crc32(payload) != crc:
-        raise ValueError("checksum mismatch")
-    try:
-        fields = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
-        raise ValueError("payload does not decode") from exc
-    if not isinstance(fields, dict):
-        raise ValueError("payload is not a map")
-    try:
-        message = Message(**{name: fields[name] for name in _LEGACY_FIELDS})
-        _check_message(message)
-        seq, reason = fields["seq"], fields.get("reason")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError("missing or bad field") from exc
-    if not isinstance(seq, int) or not (reason is None or isinstance(reason, str)):
-        raise ValueError("missing or bad field")
-    return message, seq, reason
-
-
-def _remove_legacy(root: Path) -> None:
-    """Remove the old directories, once the journal holds their messages durably."""
-    for name in _LEGACY_DIRS:
-        directory = root / name
-        if not _is_legacy_dir(directory):
-            continue
-        try:
-            for entry in os.listdir(directory):
-                (directory / entry).unlink()
-            directory.rmdir()
-        except OSError as exc:
-            raise store_error("remove", directory, exc) from exc
-    sync_dir(root)
