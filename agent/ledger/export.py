@@ -42,7 +42,7 @@ from agent.ledger import codec, crypto, files
 from agent.ledger.chain import ChainChecker, Checkpoint, LinkChecker, check_head, first_seq_of
 from agent.ledger.keystore import KeyInfo
 from agent.ledger.segments import SegmentScan
-from agent.ledger.store import Snapshot, associated_data
+from agent.ledger.snapshot import Snapshot, associated_data
 
 EXPORT_SCHEMA = "quectel-privacy-agent/export/1"
 MANIFEST = "manifest.json"

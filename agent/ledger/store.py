@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
 from agent.ledger import codec, crypto, files
@@ -39,12 +39,13 @@ from agent.ledger.chain import (
     first_seq_of,
     segment_name,
 )
+from agent.ledger.export import ExportSummary, write_export, write_export_stream
 from agent.ledger.keystore import KeyInfo, KeyStore
 from agent.ledger.segments import SegmentScan
+from agent.ledger.snapshot import Snapshot as Snapshot
+from agent.ledger.snapshot import TornTail as TornTail
+from agent.ledger.snapshot import associated_data as associated_data
 from agent.model import Clock, SystemClock
-
-if TYPE_CHECKING:
-    from agent.ledger.export import ExportSummary
 
 LEDGER_DIR = "ledger"
 SIGNING_KEY_FILE = "signing.key"
@@ -99,15 +100,6 @@ class RecordRef:
 
 
 @dataclass(frozen=True, slots=True)
-class TornTail:
-    """What recovery cut off (or, read-only, would cut off) at the end of the last segment."""
-
-    segment: str
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
 class VerifyReport:
     records: int
     segments: int
@@ -126,24 +118,6 @@ class EraseSummary:
     span_ms: tuple[int, int] | None
     records_affected: int
     record: RecordRef | None
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A consistent view for verify and export: the segments, up to these sizes, hold ``count`` records."""
-
-    directory: Path
-    segments: tuple[tuple[str, int], ...]
-    count: int
-    head: bytes
-    merkle_root: bytes
-    public_key: bytes | None
-    signer: crypto.Signer | None
-    checkpoint: Checkpoint | None
-    keys: dict[str, KeyInfo]
-    torn_tail: TornTail | None
-    time_ms: int
-    signed_head: Checkpoint | None = None  # what the head file says (an export carries it)
 
 
 @dataclass
@@ -770,15 +744,11 @@ class Ledger:
     def export(self, out: Path, *, overwrite: bool = False,
                progress: Callable[[int, int], None] | None = None) -> ExportSummary:
         """Write the access-request bundle (see :mod:`agent.ledger.export`); returns its ExportSummary."""
-        from agent.ledger.export import write_export
-
         return write_export(self.snapshot(), Path(out), overwrite=overwrite, progress=progress)
 
     def export_stream(self, write: Callable[[bytes], None], *, progress: Callable[[int, int], None] | None = None,
                       notice: str | None = None) -> ExportSummary:
         """The same bundle, handed to ``write`` piece by piece (the control socket's export); no file."""
-        from agent.ledger.export import write_export_stream
-
         return write_export_stream(self.snapshot(), write, progress=progress, notice=notice)
 
     # -- closing ------------------------------------------------------------------------------------------
@@ -825,11 +795,6 @@ class Ledger:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
-
-
-def associated_data(seq: int, record_type: str) -> bytes:
-    """Binds a ciphertext to its record, so that it cannot be moved to another one."""
-    return seq.to_bytes(8, "big") + record_type.encode("ascii")
 
 
 def open_sealed(record: codec.Record, key: bytes | None) -> dict[str, Any] | None:
