@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import serial
+from processes import cpu_seconds, rss_mb, wait_until
 
 from agent import sim
 from agent.quectel import commands
@@ -50,13 +51,6 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _wait(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def at_roundtrip(n: int, rounds: int = 5) -> Result:
@@ -132,7 +126,7 @@ def _agent(tmp: Path, name: str) -> Any:
                            "state": {"dir": str(tmp / "state")}, "control": {"socket": str(tmp / "c.sock")}})
     agent = Agent(config)
     agent.start()
-    _wait(lambda: agent.supervisor.enforcer.enforced, 15)
+    wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
     return agent
 
 
@@ -252,16 +246,8 @@ def hardware_off_latency(rounds: int) -> Result:
             "target": "<= 1.5", "pass": ratio <= 1.5}
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _repaired_after_rogue(agent: Any, modem: Any, *, nmea: bool) -> float:
@@ -276,7 +262,7 @@ def _repaired_after_rogue(agent: Any, modem: Any, *, nmea: bool) -> float:
         return (not modem.state.gnss_on and observed.gnss is False and observed.read_at is not None
                 and observed.read_at > start_wall and agent.supervisor.enforcer.enforced)
 
-    if not _wait(repaired, 30):
+    if not wait_until(repaired, 30):
         raise TimeoutError("the rogue's GNSS was not repaired within 30 s")
     return time.perf_counter() - start
 
@@ -298,7 +284,7 @@ def _drift_samples(tries: int, *, nmea: bool) -> tuple[list[float], float]:
         agent = Agent(config)
         agent.start()
         try:
-            _wait(lambda: agent.supervisor.enforcer.enforced, 15)
+            wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
             modem = sim.modem_for(name)
             samples: list[float] = []
             for _ in range(tries):
@@ -331,7 +317,7 @@ def daemon_idle(seconds: float, *, location_on: bool = True) -> dict[str, Result
         simulator = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
                                       "--nmea-pty-link", str(links["nmea"]), "--ttff", "1"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: all(path.exists() for path in links.values()), 15)
+        wait_until(lambda: all(path.exists() for path in links.values()), 15)
         config = tmp / "config.toml"
         config.write_text(f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
                           f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n')
@@ -340,15 +326,15 @@ def daemon_idle(seconds: float, *, location_on: bool = True) -> dict[str, Result
         try:
             from agent.control import request
 
-            _wait(lambda: (tmp / "c.sock").exists(), 15)
+            wait_until(lambda: (tmp / "c.sock").exists(), 15)
             time.sleep(1)
             if location_on:
                 request(tmp / "c.sock", "location.on", {"wait_s": 10})
             time.sleep(2)
-            cpu_before, wall_before = _cpu_seconds(daemon.pid), time.monotonic()
+            cpu_before, wall_before = cpu_seconds(daemon.pid), time.monotonic()
             time.sleep(seconds)
-            cpu = (_cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
-            rss = _rss_mb(daemon.pid)
+            cpu = (cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            rss = rss_mb(daemon.pid)
             fixes = request(tmp / "c.sock", "status", None)["fixes_seen"]
         finally:
             daemon.terminate()

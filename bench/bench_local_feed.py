@@ -27,6 +27,8 @@ import time
 import tty
 from pathlib import Path
 
+from processes import cpu_seconds, require_within
+
 from agent.local_feed import LocalFeed
 from agent.local_feed_pty import PtyOutput
 from agent.model import SystemClock
@@ -175,7 +177,7 @@ def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes: list[subprocess.Popen[bytes]] = [simulator]
         try:
-            _wait_for(lambda: all(path.exists() for path in links.values()))
+            require_within(lambda: all(path.exists() for path in links.values()), 15, "the simulator")
             feed = f'[local_feed]\nlink = "{tmp / "feed"}"\npurpose = "local-nav"\n' if with_feed else ""
             config = tmp / "config.toml"
             config.write_text(
@@ -189,18 +191,18 @@ def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
             daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             processes.append(daemon)
-            _wait_for(lambda: (tmp / "c.sock").exists())
+            require_within(lambda: (tmp / "c.sock").exists(), 15, "the daemon")
             time.sleep(1)
             request(tmp / "c.sock", "consent.grant", {"purpose": "local-nav"})
             request(tmp / "c.sock", "location.on", {"wait_s": 10})
             if with_feed:
-                _wait_for(lambda: (tmp / "feed").exists())
+                require_within(lambda: (tmp / "feed").exists(), 15, "the local feed")
                 with open(tmp / "read.nmea", "wb") as sink:
                     processes.append(subprocess.Popen(["cat", str(tmp / "feed")], stdout=sink))
             time.sleep(2)
-            started_cpu, started = _process_cpu(daemon.pid), time.monotonic()
+            started_cpu, started = cpu_seconds(daemon.pid), time.monotonic()
             time.sleep(seconds)
-            share = (_process_cpu(daemon.pid) - started_cpu) / (time.monotonic() - started) * 100
+            share = (cpu_seconds(daemon.pid) - started_cpu) / (time.monotonic() - started) * 100
             if with_feed and b"$GPRMC" not in (tmp / "read.nmea").read_bytes():
                 raise RuntimeError("the local feed's reader got no sentence: the measurement would mean nothing")
             return share
@@ -210,17 +212,8 @@ def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
                 process.wait(timeout=15)
 
 
-def _wait_for(predicate: object, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("the benchmark's daemon or simulator did not come up")
-        time.sleep(0.05)
 
 
-def _process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(quick: bool) -> dict[str, dict[str, object]]:

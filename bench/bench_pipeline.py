@@ -27,6 +27,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from processes import cpu_seconds, rss_mb, wait_until  # noqa: E402
+
 from agent.ledger import Ledger, LedgerConfig  # noqa: E402
 from agent.model import DeviceIds, Fix, SystemClock  # noqa: E402
 from agent.pipeline import Pipeline  # noqa: E402
@@ -91,25 +93,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _config(tmp: Path, links: dict[str, Path], port: int) -> Path:
@@ -144,21 +131,21 @@ def daemon_mqtt(seconds: float) -> dict[str, dict[str, Any]]:
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]), "--nmea-pty-link",
                  str(links["nmea"]), "--ttff", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            _wait(lambda: all(path.exists() for path in links.values()), 15)
+            wait_until(lambda: all(path.exists() for path in links.values()), 15)
             config = _config(tmp, links, port)
             daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             processes.append(daemon)
-            _wait(lambda: (tmp / "c.sock").exists(), 15)
+            wait_until(lambda: (tmp / "c.sock").exists(), 15)
             time.sleep(1)
             request(tmp / "c.sock", "consent.grant", {"purpose": "fleet"})
             request(tmp / "c.sock", "location.on", {"wait_s": 10})
             time.sleep(3)
             uploads_before = len(request(tmp / "c.sock", "uploads", None)["uploads"])
-            cpu_before, wall_before = _cpu_seconds(daemon.pid), time.monotonic()
+            cpu_before, wall_before = cpu_seconds(daemon.pid), time.monotonic()
             time.sleep(seconds)
-            cpu = (_cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
-            rss = _rss_mb(daemon.pid)
+            cpu = (cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            rss = rss_mb(daemon.pid)
             uploads = len(request(tmp / "c.sock", "uploads", None)["uploads"]) - uploads_before
         finally:
             for process in reversed(processes):
