@@ -26,31 +26,44 @@ reason is printed; an unconfirmed change stays recorded and is enforced when the
 This is what people type, so it starts fast: it imports only the few standard modules it needs and the one
 client of the control socket (:mod:`agent.control_client`, with the pure protocol of
 :mod:`agent.control_protocol`, whose argument checks it shares), instead of importing the agent.
+
+This module parses the command line and runs the request; the wording of the results is :mod:`agent.cli_text`,
+and the argument values' parsers are :mod:`agent.cli_values`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent import cli_values as values
+from agent.cli_text import (
+    RIGHTS_STATUS_KEYS,
+    describe,
+    describe_consents,
+    describe_generic,
+    describe_incidents,
+    describe_location,
+    describe_log,
+    describe_policy,
+    describe_rights_status,
+    describe_status,
+    describe_switch,
+    describe_uploads,
+    describe_why,
+    printable,
+)
 from agent.control_client import request
 from agent.control_protocol import (
     CORRECTIONS,
     POLICY_FORMATS,
     check_correction,
-    check_limit,
-    check_purpose,
-    check_record_type,
-    check_region,
-    check_wait_seconds,
 )
 from agent.errors import AgentError, AgentUnreachable, UsageError
 
@@ -60,6 +73,15 @@ READ_TIMEOUT_S = 15.0
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+_since = values.since  # ``--since``'s parser, under the name it had here
+
+__all__ = ["DEFAULT_SOCKET", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE",
+           "READ_TIMEOUT_S", "RIGHTS_STATUS_KEYS", "SOCKET_ENV", "Refused", "Unreachable", "UsageProblem",
+           "build_parser", "call", "describe", "describe_consents", "describe_generic", "describe_incidents",
+           "describe_location", "describe_log", "describe_policy", "describe_rights_status", "describe_status",
+           "describe_switch", "describe_uploads", "describe_why", "main", "printable", "run", "run_export",
+           "socket_path", "to_request"]
 
 
 class Unreachable(Exception):
@@ -96,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="on|off|status")
     for action in ("on", "off"):
         switch = location.add_parser(action, parents=[json_after], help=f"turn location {action}")
-        switch.add_argument("--wait", type=_wait_seconds, default=10.0, metavar="SECONDS",
+        switch.add_argument("--wait", type=values.wait_seconds, default=10.0, metavar="SECONDS",
                             help="how long to wait for the modem to confirm (0-60, default 10)")
     location_status = location.add_parser("status", parents=[json_after],
                                           help="what you asked, what the modem does, whether they agree")
@@ -105,22 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     consent = commands.add_parser("consent", help="consent per purpose").add_subparsers(
         dest="action", required=True, metavar="list|grant|withdraw|cross-border|guardian")
     consent.add_parser("list", parents=[json_after])
-    consent.add_parser("grant", parents=[json_after]).add_argument("purpose", type=_purpose)
-    consent.add_parser("withdraw", parents=[json_after]).add_argument("purpose", type=_purpose)
+    consent.add_parser("grant", parents=[json_after]).add_argument("purpose", type=values.purpose)
+    consent.add_parser("withdraw", parents=[json_after]).add_argument("purpose", type=values.purpose)
     border = consent.add_parser("cross-border", parents=[json_after],
                                 help="the separate consent to send to recipients in another region")
     border.add_argument("choice", choices=("grant", "withdraw"))
-    border.add_argument("region", type=_region)
+    border.add_argument("region", type=values.region)
     guardian = consent.add_parser("guardian", parents=[json_after], help="a guardian's consent for a minor")
     guardian.add_argument("choice", choices=("grant", "withdraw"))
 
     uploads = commands.add_parser("uploads", parents=[json_after],
                                   help="what left the device: when, to whom, where, and the payload")
-    uploads.add_argument("--since", type=_since, metavar="WHEN", help="ISO 8601 time or an age (30m, 12h, 7d)")
-    uploads.add_argument("--purpose", type=_purpose)
+    uploads.add_argument("--since", type=values.since, metavar="WHEN", help="ISO 8601 time or an age (30m, 12h, 7d)")
+    uploads.add_argument("--purpose", type=values.purpose)
     uploads.add_argument("--failed", action="store_true", help="what a sink refused instead (dead letters)")
     why = commands.add_parser("why", parents=[json_after], help="the last gate decisions and their rules")
-    why.add_argument("purpose", type=_purpose, nargs="?")
+    why.add_argument("purpose", type=values.purpose, nargs="?")
 
     identity = commands.add_parser("identity", help="pseudonymous identity").add_subparsers(
         dest="action", required=True, metavar="reset")
@@ -134,17 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="erase your data: queued data purged, keys destroyed (durable on return)")
     scope = erase.add_mutually_exclusive_group(required=True)
     scope.add_argument("--all", action="store_true")
-    scope.add_argument("--before", type=_before, metavar="DATE", help="an ISO 8601 date or time (UTC unless it says)")
-    scope.add_argument("--purpose", type=_purpose, metavar="NAME")
+    scope.add_argument("--before", type=values.before, metavar="DATE",
+                       help="an ISO 8601 date or time (UTC unless it says)")
+    scope.add_argument("--purpose", type=values.purpose, metavar="NAME")
 
     log = commands.add_parser("log", help="the tamper-evident log").add_subparsers(
         dest="action", required=True, metavar="verify")
     log.add_parser("verify", parents=[json_after])
     log_show = log.add_parser("show", parents=[json_after], help="the records themselves, newest first")
-    log_show.add_argument("--type", type=_record_type, metavar="T",
+    log_show.add_argument("--type", type=values.record_type, metavar="T",
                           help="switch, fix_access, upload, consent, request, incident, key_destroyed, ...")
-    log_show.add_argument("--since", type=_since, metavar="WHEN", help="an ISO 8601 time or an age (30m, 12h, 7d)")
-    log_show.add_argument("--limit", type=_limit, default=100, metavar="N", help="at most N records (100)")
+    log_show.add_argument("--since", type=values.since, metavar="WHEN",
+                          help="an ISO 8601 time or an age (30m, 12h, 7d)")
+    log_show.add_argument("--limit", type=values.limit, default=100, metavar="N", help="at most N records (100)")
     policy = commands.add_parser("policy", help="the privacy policy in force").add_subparsers(
         dest="action", required=True, metavar="show|accept")
     policy_show = policy.add_parser("show", parents=[json_after], help="the notice generated from the policy")
@@ -159,76 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     correct.add_argument("value")
     incidents = commands.add_parser("incidents", parents=[json_after],
                                     help="drift and losses the agent found (newest first)")
-    incidents.add_argument("--since", type=_since, metavar="WHEN",
+    incidents.add_argument("--since", type=values.since, metavar="WHEN",
                            help="only incidents since WHEN: an ISO 8601 time (UTC unless it says) or an age "
                                 "such as 30m, 12h, 7d")
     return parser
-
-
-def _checked(check: Callable[[str, Any], Any], name: str) -> Callable[[str], Any]:
-    """An argparse type from one of the protocol's argument checks: the same rule on both sides."""
-    def parse(text: str) -> Any:
-        value: Any = text
-        if check is check_wait_seconds:
-            try:
-                value = float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError("must be a number of seconds") from None
-        try:
-            return check(name, value)
-        except UsageError as exc:
-            raise argparse.ArgumentTypeError(exc.message.removeprefix(f"'{name}' ")) from None
-    return parse
-
-
-_wait_seconds = _checked(check_wait_seconds, "wait")
-_purpose = _checked(check_purpose, "purpose")
-_region = _checked(check_region, "region")
-
-
-_AGE = re.compile(r"(\d{1,6})([smhd])")
-_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _since(text: str, *, now: float | None = None) -> int:
-    """``--since``: milliseconds since the epoch, from an ISO 8601 time or an age (``30m``, ``12h``, ``7d``)."""
-    age = _AGE.fullmatch(text)
-    if age:
-        current = dt.datetime.now(dt.UTC).timestamp() if now is None else now
-        return int((current - int(age.group(1)) * _AGE_SECONDS[age.group(2)]) * 1000)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an ISO 8601 time (2026-12-02T10:00:00Z) or an age such as "
-                                         "30m, 12h, 7d") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _before(text: str) -> int:
-    """``erase --before``: an ISO 8601 date or time (no ages: an erasure names its boundary plainly)."""
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an ISO 8601 date or time (2026-12-01 or "
-                                         "2026-12-01T10:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    if moment.year < 1970:
-        raise argparse.ArgumentTypeError("must be after 1970")
-    return int(moment.timestamp() * 1000)
-
-
-_record_type = _checked(check_record_type, "type")
-_limit_check = _checked(check_limit, "limit")
-
-
-def _limit(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError("must be a whole number")
-    result: int = _limit_check(int(text))  # type: ignore[arg-type]
-    return result
 
 
 def to_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -296,234 +254,6 @@ def call(path: str, op: str, args: dict[str, Any], timeout_s: float) -> dict[str
         raise Unreachable(exc.message) from None
     except AgentError as exc:
         raise Refused(type(exc).__name__, exc.message) from None
-
-
-# -- human output ----------------------------------------------------------------------------------------
-
-def describe_location(status: dict[str, Any]) -> list[str]:
-    """What the user asked, what the modem is doing, whether they agree, and every location path's state."""
-    desired = _shown(status.get("desired", "?"))
-    observed = status.get("observed")
-    if not isinstance(observed, dict):
-        observed = {}
-    gnss = _shown(observed.get("gnss", "unknown"))
-    if gnss == "unknown":
-        modem = "unknown (the modem cannot be read right now)"
-    else:
-        autogps, outport = _shown(observed.get("autogps")), _shown(observed.get("outport"))
-        modem = f"GNSS {gnss}, autogps {autogps}, NMEA output {outport}"
-    read_at, age = status.get("observed_at"), status.get("observed_age_s")
-    if read_at is not None:
-        modem += f" (read {_shown(read_at)}, {_shown(age)} s ago)"
-    gate = _shown(status.get("gate", "?"))
-    if status.get("enforced"):
-        verified_at = status.get("verified_at")
-        agree = "yes, verified on the modem" + (f" at {_shown(verified_at)}" if verified_at else "")
-    elif gate == "closed":
-        agree = "not verified now; the agent keeps enforcing, and location data stays blocked meanwhile"
-    else:
-        agree = "not verified now; the agent keeps enforcing"
-    lines = [f"You asked:  location {desired}", f"Modem:      {modem}", f"Agree:      {agree}"]
-    paths = status.get("paths")
-    if isinstance(paths, dict) and paths:  # every location path, as read back: "gnss off, xtra off, ..."
-        lines.append("Paths:      " + ", ".join(f"{_shown(name)} {_shown(state)}" for name, state in paths.items()))
-    return lines
-
-
-def describe_switch(result: dict[str, Any]) -> list[str]:
-    """What already holds (the change is durable, the gate) and what does not yet (the modem's confirmation)."""
-    desired = _shown(result.get("desired", "?"))
-    if desired == "off":
-        first = "Location off is saved and location data is blocked."
-    else:
-        first = "Location on is saved; location data stays blocked until the modem confirms."
-    if result.get("verified"):
-        second = "The modem confirmed it."
-    else:
-        reason = _shown(result.get("not_verified") or "not confirmed")
-        second = f"Not confirmed: {reason}. The change stays recorded and is enforced when the modem answers."
-    return [first, second, *describe_location(result)]
-
-
-def describe_consents(result: dict[str, Any]) -> list[str]:
-    """One line per purpose (granted or not, to whom), then cross-border and guardian consents."""
-    lines = [f"Policy {_shown(result.get('policy_version'))}, home region {_shown(result.get('home_region'))}"]
-    for item in _objects(result.get("purposes")):
-        state = "granted" if item.get("granted") else "not granted"
-        recipients = ", ".join(f"{_shown(r.get('recipient'))} ({_shown(r.get('region'))})"
-                               for r in _objects(item.get("recipients")))
-        lines.append(f"{_shown(item.get('purpose'))}: {state} [{_shown(item.get('legal_basis'))}] "
-                     f"- {_shown(item.get('description'))}; to {recipients or 'nobody'}")
-    for item in _objects(result.get("cross_border")):
-        lines.append(f"cross-border {_shown(item.get('region'))}: "
-                     f"{'granted' if item.get('granted') else 'not granted'}")
-    guardian = result.get("guardian")
-    if isinstance(guardian, dict) and guardian.get("minor"):
-        lines.append(f"guardian: {'granted' if guardian.get('granted') else 'not granted'}")
-    return lines
-
-
-def describe_uploads(result: dict[str, Any]) -> list[str]:
-    """Each upload: when, what, to whom and where, then the payload exactly as it was sent."""
-    uploads = _objects(result.get("uploads"))
-    if not uploads:
-        return ["uploads: (none)"]
-    lines = []
-    for item in uploads:
-        lines.append(f"{_shown(item.get('time'))}  {_shown(item.get('purpose'))} -> {_shown(item.get('recipient'))}"
-                     f" ({_shown(item.get('region'))}, sink {_shown(item.get('sink'))}), {_shown(item.get('status'))}"
-                     + (f": {_shown(item.get('reason'))}" if item.get("reason") else ""))
-        payload = item.get("payload")
-        lines.append(f"    {_shown(payload)}" if payload is not None else "    (payload erased)")
-    return lines
-
-
-def describe_why(result: dict[str, Any]) -> list[str]:
-    lines = ["Now:"]
-    for item in _objects(result.get("now")):
-        verdict = "allowed" if item.get("allowed") else f"refused ({_shown(item.get('rule'))})"
-        lines.append(f"  {_shown(item.get('purpose'))} -> {_shown(item.get('sink'))}: {verdict}: "
-                     f"{_shown(item.get('reason'))}")
-    last = _objects(result.get("last"))
-    if last:
-        lines.append("Last decisions (newest first):")
-        for item in last:
-            when = dt.datetime.fromtimestamp(int(item.get("time_ms", 0)) / 1000, dt.UTC).isoformat(
-                timespec="seconds").replace("+00:00", "Z")
-            lines.append(f"  {when}  {_shown(item.get('purpose'))} -> {_shown(item.get('sink'))}: "
-                         f"{_shown(item.get('rule'))}")
-    refusals = result.get("refusals")
-    if isinstance(refusals, dict) and refusals:
-        lines.append("Refusals: " + ", ".join(f"{_shown(rule)} {_shown(count)}" for rule, count in refusals.items()))
-    return lines
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise TypeError("expected a list of objects")
-    return value
-
-
-def describe_incidents(result: dict[str, Any]) -> list[str]:
-    """One line per incident, newest first, with its ISO 8601 UTC time."""
-    incidents = result.get("incidents")
-    if not isinstance(incidents, list) or not incidents:
-        return ["incidents: (none)"]
-    lines = []
-    for incident in incidents:
-        if not isinstance(incident, dict):
-            raise TypeError("an incident must be an object")
-        facts = {key: value for key, value in incident.items() if key not in ("time", "time_ms", "kind", "seq")}
-        detail = " ".join(line.replace(": ", "=", 1) for line in describe_generic(facts))
-        lines.append(f"{_shown(incident.get('time'))}  {_shown(incident.get('kind'))}  {detail}".rstrip())
-    return lines
-
-
-def describe_status(result: dict[str, Any]) -> list[str]:
-    lines = describe_location(result["location"]) if isinstance(result.get("location"), dict) else []
-    notices = result.get("notices")
-    for notice in notices if isinstance(notices, list) else []:
-        lines.append(f"Notice:     {_shown(notice)}")
-    modem = result.get("modem")
-    if isinstance(modem, dict):
-        lines.append(f"Module:     {_shown(modem.get('model', '?'))} ({_shown(modem.get('revision', '?'))})")
-    ledger = result.get("ledger")
-    if isinstance(ledger, dict) and ledger.get("key"):
-        lines.append(f"Device key: {_shown(ledger['key'])} (pin it: privacy-agent verify-export --key ...)")
-    lines += describe_rights_status(result)
-    shown = ("location", "modem", "notices", *RIGHTS_STATUS_KEYS)
-    rest = {key: value for key, value in result.items() if key not in shown}
-    return lines + describe_generic(rest)
-
-
-RIGHTS_STATUS_KEYS = ("purposes", "sinks", "last_incidents", "policy_notices", "cross_border", "guardian")
-
-
-def describe_rights_status(result: dict[str, Any]) -> list[str]:
-    """Status lines for the purposes (consent, precision), the sinks (recipient, region), the last incidents."""
-    lines = []
-    for item in _objects(result.get("purposes")):
-        state = ("suspended: policy changed, see privacyctl policy show --diff" if item.get("suspended")
-                 else "granted" if item.get("granted") else "not granted")
-        lines.append(f"Purpose:    {_shown(item.get('purpose'))} ({_shown(item.get('legal_basis'))}): {state}; "
-                     f"{_shown(item.get('precision_m'))} m, one point per {_shown(item.get('time_resolution_s'))} s")
-    for item in _objects(result.get("sinks")):
-        abroad = ", cross-border" if item.get("cross_border") else ""
-        lines.append(f"Sink:       {_shown(item.get('sink'))} -> {_shown(item.get('recipient'))} "
-                     f"({_shown(item.get('region'))}{abroad})")
-    guardian = result.get("guardian")
-    if isinstance(guardian, dict) and guardian.get("minor"):
-        lines.append(f"Minor:      guardian consent {'recorded' if guardian.get('granted') else 'NOT recorded'}")
-    for item in _objects(result.get("last_incidents")):
-        lines.append(f"Incident:   {_shown(item.get('time'))} {_shown(item.get('kind'))}: {_shown(item.get('cause'))}")
-    return lines
-
-
-def describe_policy(result: dict[str, Any]) -> list[str]:
-    lines = [str(result.get("text", ""))]
-    changes = _objects(result.get("changes")) if "changes" in result else None
-    if changes is not None:
-        lines += ["", f"Changes since policy {_shown(result.get('previous_version'))}:"]
-        lines += [f"  {_shown(item.get('purpose'))}: {_shown(item.get('kind'))} ("
-                  + ", ".join(_shown(term) for term in item.get("changed", [])) + ")"
-                  + (", suspended until privacyctl policy accept" if item.get("suspends") else "")
-                  for item in changes] or ["  (none)"]
-    return lines
-
-
-def describe_generic(value: Any, prefix: str = "") -> list[str]:
-    """Any result as ``key: value`` lines (for ops whose output has no dedicated wording)."""
-    if isinstance(value, dict):
-        if not value:
-            return [f"{prefix}: (none)"] if prefix else []
-        lines: list[str] = []
-        for key, item in value.items():
-            name = printable(str(key))
-            lines += describe_generic(item, f"{prefix}.{name}" if prefix else name)
-        return lines
-    if isinstance(value, list):
-        if not value:
-            return [f"{prefix}: (none)"]
-        return [line for index, item in enumerate(value)
-                for line in describe_generic(item, f"{prefix}[{index}]")]
-    return [f"{prefix}: {_shown(value)}"]
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return printable(str(value))
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters shown as ``?``: what the agent sends must not drive the terminal."""
-    return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
-def describe(op: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    if op == "location.status":
-        return describe_location(result)
-    if op in ("location.on", "location.off"):
-        return describe_switch(result)
-    if op == "status":
-        return describe_status(result)
-    if op == "incidents":
-        return describe_incidents(result)
-    if op == "consent.list":
-        return describe_consents(result)
-    if op == "uploads":
-        return describe_uploads(result)
-    if op == "why":
-        return describe_why(result)
-    if op == "log.show":
-        return describe_log(result)
-    if op == "policy.show":
-        return describe_policy(result)
-    return describe_generic(result) or ["done"]
 
 
 # -- main ------------------------------------------------------------------------------------------------
@@ -595,21 +325,6 @@ def run_export(path: str, args: argparse.Namespace, *, as_json: bool, out: TextI
     if as_json:
         return _print(json.dumps({"path": result.path, **result.summary}, indent=2, sort_keys=True), out, err)
     return _print("\n".join(describe_export(result)), out, err)
-
-
-def describe_log(result: dict[str, Any]) -> list[str]:
-    """``log show``: one line per record, newest first, then its personal part (or that it was erased)."""
-    lines = [f"{_shown(result.get('shown'))} of {_shown(result.get('matched'))} matching records, newest first"]
-    for record in _objects(result.get("records")):
-        fields = record.get("fields")
-        detail = " ".join(f"{key}={_shown(value)}" for key, value in fields.items()) \
-            if isinstance(fields, dict) else ""
-        lines.append(f"{_shown(record.get('time'))}  #{_shown(record.get('seq'))}  {_shown(record.get('type'))}  "
-                     f"{detail}".rstrip())
-        personal = record.get("personal")
-        if isinstance(personal, dict):
-            lines.append("    (erased)" if personal.get("erased") else f"    {_shown(personal)}")
-    return lines
 
 
 def _print(text: str, out: TextIO, err: TextIO) -> int:
