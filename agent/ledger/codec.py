@@ -124,7 +124,15 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(data: bytes) -> Any:
-    return cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
+    """Decode one CBOR item (definite lengths, no duplicate map keys).
+
+    The ledger's one boundary with cbor2's decoder: whatever it raises on bad input becomes a plain
+    ``ValueError("not valid CBOR")``, which each caller turns into its own error (LogCorrupt, KeyStoreError).
+    """
+    try:
+        return cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise ValueError("not valid CBOR") from exc
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -168,8 +176,8 @@ def decode_parts(payload: bytes, *, segment: str, offset: int) -> RecordParts:
     Runs once per record on every read of the log.
     """
     try:
-        body = cbor2.loads(payload, allow_indefinite=False, allow_duplicate_keys=False)
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        body = loads(payload)
+    except ValueError as exc:
         raise LogCorrupt("record is not valid CBOR", segment=segment, offset=offset) from exc
     try:
         if type(body) is not dict or body["v"] != SCHEMA_VERSION:

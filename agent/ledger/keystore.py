@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import cbor2
-
 from agent.errors import KeyStoreError, StoreError
 from agent.ledger import codec, crypto, files
 
@@ -138,7 +136,7 @@ def _parse(raw: bytes) -> dict[str, KeyInfo]:
             _check(info)
             keys[info.key_id] = info
         return keys
-    except (cbor2.CBORError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise KeyStoreError(f"{FILE_NAME} cannot be read: it is damaged or of another version") from exc
 
 

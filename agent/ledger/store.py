@@ -279,7 +279,7 @@ class Ledger:
             return None
         try:
             checkpoint = Checkpoint.from_fields(codec.loads(raw))
-        except Exception as exc:  # any decoding failure of this small file is the same finding
+        except (KeyError, TypeError, ValueError) as exc:  # not CBOR (codec.loads), or not a checkpoint
             raise LogCorrupt("the head file is damaged", segment=HEAD_FILE, offset=0) from exc
         if self._public_key is None:  # read-only, and the device key is gone
             raise LogCorrupt(f"{SIGNING_KEY_FILE} is missing: the head file cannot be checked against the "
