@@ -39,7 +39,8 @@ from agent.ledger.chain import (
     first_seq_of,
     segment_name,
 )
-from agent.ledger.export import ExportSummary, write_export, write_export_stream
+from agent.ledger.export import write_export, write_export_stream
+from agent.ledger.export_format import ExportSummary
 from agent.ledger.keystore import KeyInfo, KeyStore
 from agent.ledger.segments import SegmentScan
 from agent.ledger.snapshot import Snapshot as Snapshot
