@@ -1,6 +1,10 @@
 """The control protocol (pure core): the wire format, the op table, argument checks, authorisation rules,
 encoding, and connection-slot bookkeeping. No sockets, no threads, no clock: :mod:`agent.control` serves it.
 
+This module holds the requests, the op table, parsing, authorisation and encoding; the framing (lines and
+stream frames) is :mod:`agent.control_framing`, the argument checks :mod:`agent.control_args`, and the slots
+:mod:`agent.control_slots`. Every name is importable from here as well.
+
 Wire format (one request per connection, one JSON object per line, UTF-8)::
 
     -> {"v": 1, "op": "location.off", "args": {"wait_s": 10}}
@@ -20,21 +24,63 @@ so a peer learns nothing about the arguments of an op it may not run.
 from __future__ import annotations
 
 import json
-import math
-import re
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from agent import errors
+from agent.control_args import (
+    CORRECTIONS,
+    DEFAULT_WAIT_S,
+    MAX_LOG_LIMIT,
+    MAX_WAIT_S,
+    POLICY_FORMATS,
+    PURPOSE,
+    PURPOSE_RULE,
+    UPLOAD_ID,
+    ArgCheck,
+    check_correction,
+    check_correction_value,
+    check_flag,
+    check_limit,
+    check_policy_format,
+    check_purpose,
+    check_record_type,
+    check_region,
+    check_time_ms,
+    check_wait_seconds,
+    check_what,
+)
+from agent.control_framing import (
+    FRAME_DATA,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_PROGRESS,
+    MAX_FRAME_BYTES,
+    StreamOut,
+    StreamReply,
+    decode_frame_header,
+    decode_progress,
+    encode_frame,
+    encode_line,
+    encode_progress,
+    encode_stream_start,
+    is_stream_start,
+)
+from agent.control_slots import Slots
 from agent.errors import AgentError, ControlError, PermissionDenied, UsageError
 
-PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-PURPOSE_RULE = "a purpose name: lowercase letters, digits, '_', '.', '-' (max 64), starting with a letter"
+__all__ = ["CORRECTIONS", "DEFAULT_WAIT_S", "FRAME_DATA", "FRAME_END", "FRAME_HEADER", "FRAME_PROGRESS",
+           "MAX_FRAME_BYTES", "MAX_LOG_LIMIT", "MAX_WAIT_S", "MUTATING_OPS", "OPS", "OP_TABLE", "POLICY_FORMATS",
+           "PROTOCOL_VERSION", "PURPOSE", "PURPOSE_RULE", "READ_OPS", "UPLOAD_ID", "ArgCheck", "Handler", "OpSpec",
+           "Peer", "Request", "Slots", "StreamOut", "StreamReply", "authorize", "check_args", "check_correction",
+           "check_limit", "check_policy_format", "check_purpose", "check_record_type", "check_region",
+           "check_wait_seconds", "check_what", "decode_frame_header", "decode_progress", "decode_reply",
+           "encode_error", "encode_frame", "encode_progress", "encode_request", "encode_result",
+           "encode_stream_start", "error_from_reply", "is_privileged", "is_stream_start", "parse_envelope",
+           "parse_request", "parse_status_groups", "read_request"]
+
 PROTOCOL_VERSION = 1
-MAX_WAIT_S = 60.0
-DEFAULT_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,176 +102,7 @@ class Request:
     version: int = PROTOCOL_VERSION
 
 
-class StreamOut(Protocol):
-    """Where a streaming op writes its body: bytes, and how far it has got (shown as a progress bar)."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def progress(self, done: int, total: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReply:
-    """A handler's answer that is a byte stream (the export bundle) instead of one reply line.
-
-    On the wire: a header line ``{"ok": true, "stream": true, "result": header}``, then frames (see
-    :func:`encode_frame`), then an end frame and a trailer line: the ``produce`` call's result as an ordinary
-    reply, or the error that stopped it. ``produce`` writes through a :class:`StreamOut`, whose ``write``
-    raises ControlError once the client has gone: the producer stops, and the agent goes on unharmed."""
-
-    header: Mapping[str, Any]
-    produce: Callable[[StreamOut], dict[str, Any]]
-
-
 Handler = Callable[[Request, Peer], "dict[str, Any] | StreamReply"]
-
-# Stream frames: one kind byte and a big-endian u32 length, then the payload.
-FRAME_HEADER = struct.Struct(">cI")
-FRAME_DATA, FRAME_PROGRESS, FRAME_END = b"D", b"P", b"E"
-MAX_FRAME_BYTES = 1 << 20
-_PROGRESS = struct.Struct(">QQ")
-
-
-def encode_stream_start(header: Mapping[str, Any]) -> bytes:
-    return _line({"ok": True, "stream": True, "result": dict(header)})
-
-
-def encode_frame(kind: bytes, payload: bytes = b"") -> bytes:
-    """One frame's header and payload (data frames of at most MAX_FRAME_BYTES: split larger writes)."""
-    if kind not in (FRAME_DATA, FRAME_PROGRESS, FRAME_END) or len(payload) > MAX_FRAME_BYTES:
-        raise ValueError("not a frame the protocol knows")
-    return FRAME_HEADER.pack(kind, len(payload)) + payload
-
-
-def encode_progress(done: int, total: int) -> bytes:
-    return encode_frame(FRAME_PROGRESS, _PROGRESS.pack(max(0, done), max(0, total)))
-
-
-def decode_frame_header(raw: bytes) -> tuple[bytes, int]:
-    """(kind, payload length) of a frame header; ControlError for anything the agent never sends."""
-    kind, size = FRAME_HEADER.unpack(raw)
-    if kind not in (FRAME_DATA, FRAME_PROGRESS, FRAME_END) or size > MAX_FRAME_BYTES or \
-            (kind == FRAME_PROGRESS and size != _PROGRESS.size) or (kind == FRAME_END and size != 0):
-        raise ControlError("the agent sent a malformed stream frame")
-    return kind, size
-
-
-def decode_progress(payload: bytes) -> tuple[int, int]:
-    done, total = _PROGRESS.unpack(payload)
-    return int(done), int(total)
-
-
-def is_stream_start(line: bytes) -> bool:
-    """Whether a reply line opens a stream (a header line) rather than being the whole answer."""
-    try:
-        reply = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(reply, dict) and reply.get("ok") is True and reply.get("stream") is True
-ArgCheck = Callable[[str, Any], Any]  # (name, value as sent) -> the value the handler gets; UsageError if bad
-
-
-# -- argument checks (one per kind of argument) --------------------------------------------------------
-
-def check_wait_seconds(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or \
-            (isinstance(value, float) and not math.isfinite(value)):
-        raise UsageError(f"'{key}' must be a number of seconds")
-    if not 0 <= value <= MAX_WAIT_S:  # compared as given: a huge integer has no float
-        raise UsageError(f"'{key}' must be between 0 and {MAX_WAIT_S:g} seconds")
-    return float(value)
-
-
-def check_purpose(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not PURPOSE.fullmatch(value):
-        raise UsageError(f"'{key}' must be {PURPOSE_RULE}")
-    return value
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(f"'{key}' must be true or false")
-    return value
-
-
-_MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the ledger's last representable time
-
-
-def _time_ms(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TIME_MS:
-        raise UsageError(f"'{key}' must be a time in milliseconds since 1970 (up to year 9999)")
-    return value
-
-
-_REGION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
-
-
-def check_region(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _REGION.fullmatch(value):
-        raise UsageError(f"'{key}' must be an upper-case region code such as CN or EU")
-    return value
-
-
-_RECORD_TYPE = re.compile(r"[a-z][a-z_]{0,31}")
-MAX_LOG_LIMIT = 1000
-
-
-def check_record_type(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _RECORD_TYPE.fullmatch(value):
-        raise UsageError(f"'{key}' must be a record type such as switch, upload, request")
-    return value
-
-
-def check_limit(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LOG_LIMIT:
-        raise UsageError(f"'{key}' must be a whole number from 1 to {MAX_LOG_LIMIT}")
-    return value
-
-
-POLICY_FORMATS = ("text", "markdown", "json")
-
-
-def check_policy_format(key: str, value: Any) -> str:
-    if value not in POLICY_FORMATS:
-        raise UsageError(f"'{key}' must be one of " + ", ".join(POLICY_FORMATS))
-    return str(value)
-
-
-CORRECTIONS = ("minor", "guardian", "region", "wrong-fix")  # what privacyctl correct can correct
-UPLOAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_YES_NO = {"yes": True, "no": False, "true": True, "false": False}
-
-
-def check_what(key: str, value: Any) -> str:
-    if value not in CORRECTIONS:
-        raise UsageError(f"'{key}' must be one of " + ", ".join(CORRECTIONS))
-    return str(value)
-
-
-def check_correction(what: str, value: Any) -> bool | str:
-    """The corrected value for ``what``, checked: yes/no for the flags, a region code, an upload id."""
-    check_what("what", what)
-    if what in ("minor", "guardian"):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _YES_NO:
-            return _YES_NO[value.lower()]
-        raise UsageError(f"a correction of '{what}' takes yes or no")
-    if what == "region":
-        if not isinstance(value, str) or not _REGION.fullmatch(value):
-            raise UsageError("a region is an upper-case code such as CN or EU")
-        return value
-    if not isinstance(value, str) or not UPLOAD_ID.fullmatch(value):
-        raise UsageError("a wrong fix is named by its upload id, as privacyctl uploads shows it")
-    return value
-
-
-def _correction_value(key: str, value: Any) -> bool | str:
-    """yes/no (a bool), a region code or an upload id: checked against what is corrected by the handler
-    (check_correction), since one argument's rule depends on the other."""
-    if isinstance(value, bool) or (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()):
-        return value
-    raise UsageError(f"'{key}' must be true, false or a short text (a region code or an upload id)")
 
 
 # -- the op table: to add an op, add a line here (and serve it in the handler) -------------------------
@@ -241,28 +118,28 @@ class OpSpec:
 
 OP_TABLE: dict[str, OpSpec] = {
     "status": OpSpec(mutating=False),
-    "location.status": OpSpec(mutating=False, args={"check": _flag, "wait_s": check_wait_seconds}),
-    "policy.show": OpSpec(mutating=False, args={"format": check_policy_format, "diff": _flag}),
+    "location.status": OpSpec(mutating=False, args={"check": check_flag, "wait_s": check_wait_seconds}),
+    "policy.show": OpSpec(mutating=False, args={"format": check_policy_format, "diff": check_flag}),
     "policy.accept": OpSpec(mutating=True),
-    "correct": OpSpec(mutating=True, args={"what": check_what, "value": _correction_value},
+    "correct": OpSpec(mutating=True, args={"what": check_what, "value": check_correction_value},
                       required=frozenset({"what", "value"})),
-    "incidents": OpSpec(mutating=False, args={"since_ms": _time_ms}),
+    "incidents": OpSpec(mutating=False, args={"since_ms": check_time_ms}),
     "consent.list": OpSpec(mutating=False),
     "log.verify": OpSpec(mutating=False),
-    "uploads": OpSpec(mutating=False, args={"since_ms": _time_ms, "purpose": check_purpose, "failed": _flag}),
+    "uploads": OpSpec(mutating=False, args={"since_ms": check_time_ms, "purpose": check_purpose, "failed": check_flag}),
     "why": OpSpec(mutating=False, args={"purpose": check_purpose}),
     "location.on": OpSpec(mutating=True, args={"wait_s": check_wait_seconds}),
     "location.off": OpSpec(mutating=True, args={"wait_s": check_wait_seconds}),
     "consent.grant": OpSpec(mutating=True, args={"purpose": check_purpose}, required=frozenset({"purpose"})),
     "consent.withdraw": OpSpec(mutating=True, args={"purpose": check_purpose}, required=frozenset({"purpose"})),
-    "consent.cross_border": OpSpec(mutating=True, args={"region": check_region, "granted": _flag},
+    "consent.cross_border": OpSpec(mutating=True, args={"region": check_region, "granted": check_flag},
                                    required=frozenset({"region", "granted"})),
-    "consent.guardian": OpSpec(mutating=True, args={"granted": _flag}, required=frozenset({"granted"})),
+    "consent.guardian": OpSpec(mutating=True, args={"granted": check_flag}, required=frozenset({"granted"})),
     "identity.reset": OpSpec(mutating=True),
     # export answers with a stream (see StreamReply): the daemon never writes to a path the user names
     "export": OpSpec(mutating=True),
-    "erase": OpSpec(mutating=True, args={"all": _flag, "before_ms": _time_ms, "purpose": check_purpose}),
-    "log.show": OpSpec(mutating=False, args={"type": check_record_type, "since_ms": _time_ms,
+    "erase": OpSpec(mutating=True, args={"all": check_flag, "before_ms": check_time_ms, "purpose": check_purpose}),
+    "log.show": OpSpec(mutating=False, args={"type": check_record_type, "since_ms": check_time_ms,
                                              "limit": check_limit}),
 }
 
@@ -369,20 +246,17 @@ def authorize(op: str, peer: Peer, *, group_gid: int | None, server_uid: int) ->
 
 
 def encode_result(result: Mapping[str, Any]) -> bytes:
-    return _line({"ok": True, "result": result})
+    return encode_line({"ok": True, "result": result})
 
 
 def encode_error(exc: AgentError) -> bytes:
-    return _line({"ok": False, "error": {"kind": type(exc).__name__, "message": str(exc)}})
+    return encode_line({"ok": False, "error": {"kind": type(exc).__name__, "message": str(exc)}})
 
 
 def encode_request(op: str, args: Mapping[str, Any] | None = None) -> bytes:
     """A client's request line."""
-    return _line({"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})})
+    return encode_line({"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})})
 
-
-def _line(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
 
 
 def decode_reply(line: bytes) -> dict[str, Any]:
@@ -414,62 +288,6 @@ def error_from_reply(error: Any) -> AgentError:
 
 
 _NEEDS_EXTRA_ARGS: frozenset[type] = frozenset({errors.ProtocolError, errors.LogCorrupt})
-
-
-# -- connection slots (pure bookkeeping) ---------------------------------------------------------------
-
-class Slots:
-    """Who holds how many connection slots; the server calls it under its lock.
-
-    An unprivileged uid takes a slot only while fewer than ``shared`` are held in all and it holds fewer
-    than ``per_uid`` itself. Root and the agent's own uid (``privileged_uids``) take one while fewer than
-    ``shared + reserved`` are held, so at least ``reserved`` slots are always left for them, whatever the
-    others hold. :meth:`take` answers with the time the new connection has to send its request line.
-    """
-
-    def __init__(self, *, shared: int, per_uid: int, reserved: int, privileged_uids: frozenset[int],
-                 read_timeout_s: float, crowded_read_timeout_s: float) -> None:
-        if shared < 1 or per_uid < 1 or reserved < 1:
-            raise ValueError("need at least one shared slot, one slot per uid and one reserved slot")
-        if read_timeout_s <= 0 or crowded_read_timeout_s <= 0:
-            raise ValueError("read timeouts must be positive")
-        self._shared = shared
-        self._per_uid = per_uid
-        self._reserved = reserved
-        self._privileged_uids = privileged_uids
-        self._read_timeout_s = read_timeout_s
-        self._crowded_read_timeout_s = min(crowded_read_timeout_s, read_timeout_s)
-        self._held: dict[int, int] = {}
-
-    @property
-    def held(self) -> int:
-        return sum(self._held.values())
-
-    def held_by(self, uid: int) -> int:
-        return self._held.get(uid, 0)
-
-    def take(self, uid: int) -> float | None:
-        """A slot for ``uid``: its read deadline in seconds, or None when it must be told "busy"."""
-        already = self.held_by(uid)
-        if uid in self._privileged_uids:
-            if self.held >= self._shared + self._reserved:
-                return None
-            timeout_s = self._read_timeout_s
-        else:
-            if self.held >= self._shared or already >= self._per_uid:
-                return None
-            timeout_s = self._read_timeout_s if already == 0 else self._crowded_read_timeout_s
-        self._held[uid] = already + 1
-        return timeout_s
-
-    def give_back(self, uid: int) -> None:
-        left = self.held_by(uid) - 1
-        if left < 0:
-            raise ValueError("gave back a slot that was not taken")
-        if left:
-            self._held[uid] = left
-        else:
-            del self._held[uid]
 
 
 def parse_status_groups(text: str) -> tuple[int, ...]:

@@ -220,8 +220,8 @@ def test_privacyctl_imports_nothing_heavy() -> None:
     assert heavy == []
     # the one client of the socket: the pure protocol, the socket half, the error tree
     assert {name for name in loaded if name.startswith("agent.")} == {
-        "agent.cli", "agent.cli_text", "agent.cli_values", "agent.control_client", "agent.control_protocol",
-        "agent.control_wire", "agent.errors"}
+        "agent.cli", "agent.cli_text", "agent.cli_values", "agent.control_args", "agent.control_client",
+        "agent.control_framing", "agent.control_protocol", "agent.control_slots", "agent.control_wire", "agent.errors"}
 
 
 # -- the unit file, checked by systemd itself ----------------------------------------------------------
