@@ -1,6 +1,8 @@
-"""The control socket: the only module that touches control sockets (adapter: the threaded server, reading the
-kernel's peer credentials, and the client helper). The protocol itself (wire format, op table, argument checks,
-authorisation, slots) is the pure :mod:`agent.control_protocol`; its names are re-exported here.
+"""The control socket's threaded server (adapter). Around it, the other modules that touch control sockets:
+:mod:`agent.control_peer` reads the kernel's peer credentials, :mod:`agent.control_send` sends replies and
+streams, :mod:`agent.control_socket` checks the socket file, and :mod:`agent.control_client` is the client.
+The protocol itself (wire format, op table, argument checks, authorisation, slots) is the pure
+:mod:`agent.control_protocol`; these names are re-exported here.
 
 Public API::
 
@@ -45,19 +47,14 @@ import logging
 import os
 import selectors
 import socket
-import stat
-import struct
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from agent.control_client import request
+from agent.control_peer import proc_status_groups, read_peer_credentials
 from agent.control_protocol import (
-    FRAME_DATA,
-    FRAME_END,
-    FRAME_HEADER,
-    MAX_FRAME_BYTES,
     MUTATING_OPS,
     OP_TABLE,
     OPS,
@@ -69,14 +66,12 @@ from agent.control_protocol import (
     Slots,
     StreamReply,
     encode_error,
-    encode_frame,
-    encode_progress,
     encode_result,
-    encode_stream_start,
     parse_request,
-    parse_status_groups,
     read_request,
 )
+from agent.control_send import STREAM_SEND_TIMEOUT_S, drain_before_close, send_quietly, send_stream
+from agent.control_socket import check_socket_free, remove_stale_socket
 from agent.errors import (
     AgentBusy,
     AgentError,
@@ -88,45 +83,10 @@ from agent.errors import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MUTATING_OPS", "OPS", "OP_TABLE", "READ_OPS", "ControlServer", "Handler", "OpSpec", "Peer", "Request", "Slots",
-    "check_socket_free", "encode_error", "encode_result", "parse_request", "read_peer_credentials", "read_request",
-    "request",
+    "MUTATING_OPS", "OPS", "OP_TABLE", "READ_OPS", "STREAM_SEND_TIMEOUT_S", "ControlServer", "Handler", "OpSpec",
+    "Peer", "Request", "Slots", "check_socket_free", "encode_error", "encode_result", "parse_request",
+    "proc_status_groups", "read_peer_credentials", "read_request", "request",
 ]
-
-# -- peer credentials (kernel) -------------------------------------------------------------------------
-
-_SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python names it only on some builds
-_UCRED = struct.Struct("3i")
-_GID = struct.Struct("I")
-
-
-def read_peer_credentials(conn: socket.socket) -> Peer:
-    """The connecting process's pid, uid, gid and supplementary groups, from the kernel."""
-    try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    except OSError as exc:
-        raise ControlError("cannot read the peer's credentials", errno=exc.errno) from exc
-    pid, uid, gid = _UCRED.unpack(raw)
-    return Peer(pid=pid, uid=uid, gid=gid, groups=_peer_groups(conn, pid))
-
-
-def _peer_groups(conn: socket.socket, pid: int) -> tuple[int, ...]:
-    # SO_PEERGROUPS is taken at connect time, so it cannot race with the peer exiting; /proc is the fallback.
-    with contextlib.suppress(OSError):
-        raw = conn.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4096)
-        usable = len(raw) - len(raw) % _GID.size
-        return tuple(gid for (gid,) in _GID.iter_unpack(raw[:usable]))
-    return proc_status_groups(pid)
-
-
-def proc_status_groups(pid: int) -> tuple[int, ...]:
-    """Supplementary groups from ``/proc/<pid>/status``; empty when unreadable (then only the gid counts)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return ()
-    return parse_status_groups(text)
-
 
 # -- the server (adapter) ------------------------------------------------------------------------------
 
@@ -174,7 +134,7 @@ class ControlServer:
         except OSError as exc:  # a parent that is a file, under /proc, not writable, ...
             raise ControlError(f"cannot create the control socket's directory: {exc.strerror or exc}",
                                path=str(self.path.parent), errno=exc.errno) from exc
-        _remove_stale_socket(self.path)
+        remove_stale_socket(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(str(self.path))
@@ -281,7 +241,7 @@ class ControlServer:
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             conn.recv(self._max_request_bytes + 1)
-        _send_quietly(conn, encode_error(error), 0.0)
+        send_quietly(conn, encode_error(error), 0.0)
         conn.close()
 
     # -- one connection ---------------------------------------------------------------------------------
@@ -290,10 +250,10 @@ class ControlServer:
         try:
             reply = self._reply_for(conn, peer, read_timeout_s)
             if isinstance(reply, StreamReply):
-                _stream(conn, reply)
+                send_stream(conn, reply)
             elif reply is not None:
-                _send_quietly(conn, reply, read_timeout_s)
-                _drain_before_close(conn)
+                send_quietly(conn, reply, read_timeout_s)
+                drain_before_close(conn)
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
@@ -382,140 +342,3 @@ def _group_id(group: str | None) -> int | None:
         return grp.getgrnam(group).gr_gid
     except KeyError:
         raise ConfigError("[control] group names a group that does not exist") from None
-
-
-def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file left by a dead agent; refuse if an agent answers there or it is not a socket."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ControlError("cannot inspect the control socket path", path=str(path), errno=exc.errno) from exc
-    if not stat.S_ISSOCK(mode):
-        raise ControlError("the control socket path exists and is not a socket", path=str(path))
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    except OSError as exc:
-        raise ControlError("cannot probe the existing control socket", path=str(path),
-                           errno=exc.errno) from exc
-    finally:
-        probe.close()
-    raise ControlError("another agent is already listening on the control socket", path=str(path))
-
-
-def _send_quietly(conn: socket.socket, data: bytes, timeout_s: float) -> None:
-    """Send a reply; a client that left or stopped reading loses its reply, and nothing else happens."""
-    try:
-        conn.settimeout(timeout_s)  # 0: non-blocking, a small reply fits the socket buffer at once
-        conn.sendall(data)
-        conn.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
-
-STREAM_SEND_TIMEOUT_S = 30.0  # a client that reads nothing for this long is dropped, and the stream ends
-
-
-class _SocketStreamOut:
-    """A stream's frames onto the connection; once the client has gone, every write raises ControlError."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()  # the export writes from two threads: whole frames, never interleaved
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        for start in range(0, len(view), MAX_FRAME_BYTES):
-            piece = view[start:start + MAX_FRAME_BYTES]
-            with self._lock:
-                self._send(FRAME_HEADER.pack(FRAME_DATA, len(piece)))
-                self._send(piece)
-
-    def progress(self, done: int, total: int) -> None:
-        with self._lock:
-            self._send(encode_progress(done, total))
-
-    def _send(self, data: bytes | memoryview) -> None:
-        try:
-            self._conn.sendall(data)
-        except OSError as exc:  # gone, or not reading: stop the producer; the agent itself is unharmed
-            raise ControlError("the client stopped reading the stream", errno=exc.errno) from None
-
-
-def _stream(conn: socket.socket, reply: StreamReply) -> None:
-    """Send a header line, the producer's frames, an end frame and the trailer (its result or its error)."""
-    conn.settimeout(STREAM_SEND_TIMEOUT_S)
-    out = _SocketStreamOut(conn)
-    try:
-        conn.sendall(encode_stream_start(reply.header))
-        try:
-            trailer = encode_result(reply.produce(out))
-        except AgentError as exc:
-            trailer = encode_error(exc)
-        except Exception:  # a bug in the producer ends this stream only
-            log.exception("control stream failed")
-            trailer = encode_error(AgentError("internal error in the agent; see its log"))
-        conn.sendall(encode_frame(FRAME_END) + trailer)
-        conn.shutdown(socket.SHUT_WR)
-    except OSError:
-        log.info("a control client left in the middle of a stream")
-
-
-_LINGER_S = 1.0
-_LINGER_BYTES = 1 << 20
-
-
-def _drain_before_close(conn: socket.socket) -> None:
-    """Read what the client still sends (bounded) before closing.
-
-    Closing a unix socket with unread input resets the connection and the client loses the reply that is
-    already queued for it, e.g. the "request too large" error while it is still sending.
-    """
-    deadline = time.monotonic() + _LINGER_S
-    drained = 0
-    try:
-        while drained < _LINGER_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            conn.settimeout(remaining)
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            drained += len(chunk)
-    except OSError:
-        pass
-
-
-# -- client --------------------------------------------------------------------------------------------
-
-def check_socket_free(path: Path) -> None:
-    """Refuse when an agent already answers on ``path`` or it is not a socket; writes nothing (a stale socket
-    file is removed later, by :meth:`ControlServer.start`)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ControlError("cannot inspect the control socket path", path=str(path), errno=exc.errno) from exc
-    if not stat.S_ISSOCK(mode):
-        raise ControlError("the control socket path exists and is not a socket", path=str(path))
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        return
-    except OSError as exc:
-        raise ControlError("cannot probe the existing control socket", path=str(path),
-                           errno=exc.errno) from exc
-    finally:
-        probe.close()
-    raise ControlError("another agent is already listening on the control socket", path=str(path))
