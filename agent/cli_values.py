@@ -46,25 +46,22 @@ def since(text: str, *, now: float | None = None) -> int:
     if age:
         current = dt.datetime.now(dt.UTC).timestamp() if now is None else now
         return int((current - int(age.group(1)) * _AGE_SECONDS[age.group(2)]) * 1000)
+    moment = _moment(text, "must be an ISO 8601 time (2026-12-02T10:00:00Z) or an age such as 30m, 12h, 7d")
+    return int(moment.timestamp() * 1000)
+
+
+def _moment(text: str, problem: str) -> dt.datetime:
+    """An ISO 8601 date or time (UTC unless it says); ``problem`` is the usage error otherwise."""
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise argparse.ArgumentTypeError("must be an ISO 8601 time (2026-12-02T10:00:00Z) or an age such as "
-                                         "30m, 12h, 7d") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
+        raise argparse.ArgumentTypeError(problem) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def before(text: str) -> int:
     """``erase --before``: an ISO 8601 date or time (no ages: an erasure names its boundary plainly)."""
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an ISO 8601 date or time (2026-12-01 or "
-                                         "2026-12-01T10:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+    moment = _moment(text, "must be an ISO 8601 date or time (2026-12-01 or 2026-12-01T10:00:00Z)")
     if moment.year < 1970:
         raise argparse.ArgumentTypeError("must be after 1970")
     return int(moment.timestamp() * 1000)

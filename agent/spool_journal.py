@@ -78,13 +78,18 @@ def _read_entry(data: bytes, offset: int) -> tuple[list[Any], int]:
     body = data[start:start + length]
     if zlib.crc32(body) != body_crc:
         raise ValueError("entry checksum mismatch")
-    try:
-        entry = cbor2.loads(body)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
-        raise ValueError("entry does not decode") from exc
+    entry = decode_cbor(body, "entry does not decode")
     if not isinstance(entry, list):
         raise ValueError("entry is not an array")
     return entry, start + length
+
+
+def decode_cbor(data: bytes, problem: str) -> Any:
+    """cbor2's decode errors, translated in this one place: ValueError(``problem``)."""
+    try:
+        return cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(problem) from exc
 
 
 def _is_torn_tail(data: bytes, offset: int) -> bool:

@@ -9,11 +9,9 @@ import struct
 import zlib
 from pathlib import Path
 
-import cbor2
-
 from agent.errors import StoreError
 from agent.ledger.files import read_small, store_error, sync_dir
-from agent.spool_journal import Message, SpoolState, check_message, frame, put_entry
+from agent.spool_journal import Message, SpoolState, check_message, decode_cbor, frame, put_entry
 
 _LEGACY_MAGIC = b"PASPOOL1"
 _LEGACY_HEADER = struct.Struct(">8sI")  # magic, crc32 of the payload
@@ -97,10 +95,7 @@ def decode_legacy_entry(data: bytes) -> tuple[Message, int, str | None]:
     payload = data[_LEGACY_HEADER.size:]
     if zlib.crc32(payload) != crc:
         raise ValueError("checksum mismatch")
-    try:
-        fields = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
-        raise ValueError("payload does not decode") from exc
+    fields = decode_cbor(payload, "payload does not decode")
     if not isinstance(fields, dict):
         raise ValueError("payload is not a map")
     try:
