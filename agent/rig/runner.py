@@ -183,9 +183,16 @@ class _Run:
         return [(restart_after_s, self._restart)]
 
     def _restart(self) -> None:
+        """Start the daemon again, and wait for it apart: the player must go on (a replug may be what the
+        restarted daemon is waiting for)."""
         self.daemon.start()
+        threading.Thread(target=self._await_restarted, name="rig-restart", daemon=True).start()
+
+    def _await_restarted(self) -> None:
         try:
             self._await_enforced()
+        except TimeoutError:
+            pass  # a module still away may keep it from enforcing; a daemon that exited is counted by the observer
         finally:
             self._restarting.clear()
 
