@@ -20,25 +20,20 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+import time as time  # kept importable here: tests patch agent.ledger.store.time (the writer uses it)
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agent.errors import ConfigError, LogCorrupt, StoreError, UsageError
+from agent.errors import LogCorrupt, StoreError, UsageError
 from agent.ledger import codec, crypto, files
-from agent.ledger.chain import (
-    ChainChecker,
-    Checkpoint,
-    Truncation,
-    check_head,
-    checkpoint_message,
-    first_seq_of,
-    segment_name,
-)
+from agent.ledger.chain import ChainChecker, Checkpoint, check_head
+from agent.ledger.config import DAY_MS, HEAD_FILE, LEDGER_DIR, LOCK_FILE, SIGNING_KEY_FILE
+from agent.ledger.config import EraseSummary as EraseSummary  # re-exported: the store's API, as before
+from agent.ledger.config import LedgerConfig as LedgerConfig
+from agent.ledger.config import RecordRef as RecordRef
+from agent.ledger.config import VerifyReport as VerifyReport
 from agent.ledger.export import write_export, write_export_stream
 from agent.ledger.export_format import ExportSummary
 from agent.ledger.keystore import KeyInfo, KeyStore
@@ -46,128 +41,13 @@ from agent.ledger.segments import SegmentScan
 from agent.ledger.snapshot import Snapshot as Snapshot
 from agent.ledger.snapshot import TornTail as TornTail
 from agent.ledger.snapshot import associated_data as associated_data
+from agent.ledger.store_open import load_signer, raise_head_error, read_head, scan_log
+from agent.ledger.writer import LedgerWriter
 from agent.model import Clock, SystemClock
 
-LEDGER_DIR = "ledger"
-SIGNING_KEY_FILE = "signing.key"
-CHECKPOINT_FILE = "checkpoint.cbor"  # the head file
-HEAD_FILE = CHECKPOINT_FILE
-HEAD_LIMIT = 4096  # a checkpoint's CBOR is under 300 bytes
-LOCK_FILE = "lock"
-WRITE_BUFFER = 256 * 1024  # hand group-committed bytes to the kernel in batches of this size
-DAY_MS = 86_400_000
 
-
-@dataclass(frozen=True, slots=True)
-class LedgerConfig:
-    """``group_commit_ms``: how much a power cut may lose of high-rate records (0: fsync every record).
-    A signed checkpoint follows every record of ``durable_types`` (in the same fsync), and comes at least every
-    ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds while records are added, and at close.
-    With ``flush_thread``, the thread signs those checkpoints, no sooner than ``checkpoint_coalesce_ms``
-    after the previous one: a burst of durable records then shares one instead of paying three more fsyncs
-    each (see docs/ledger.md); without it, each is signed inline, in the same fsync as its record.
-    ``epoch_s``: length of a pseudonym epoch, i.e. of one data key's use. ``retention_days``: keys retired
-    longer ago than this are destroyed automatically (0 keeps them until erased)."""
-
-    group_commit_ms: int = 1000
-    checkpoint_every: int = 1000
-    checkpoint_interval_s: float = 60.0
-    checkpoint_coalesce_ms: int = 100
-    segment_bytes: int = 64 << 20
-    epoch_s: int = 86_400
-    retention_days: int = 0
-    flush_thread: bool = True  # False: group commit is enforced only on the next append or flush (tests)
-    durable_types: frozenset[str] = codec.DURABLE_TYPES
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0 <= self.group_commit_ms <= 1000, "group_commit_ms must be 0 to 1000"),
-            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-            (self.checkpoint_interval_s > 0, "checkpoint_interval_s must be positive"),
-            (0 <= self.checkpoint_coalesce_ms <= 1000, "checkpoint_coalesce_ms must be 0 to 1000"),
-            (self.segment_bytes >= 4096, "segment_bytes must be at least 4096"),
-            (self.epoch_s >= 1, "epoch_s must be at least 1"),
-            (self.retention_days >= 0, "retention_days must not be negative"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"ledger: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRef:
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    records: int
-    segments: int
-    head: str
-    merkle_root: str
-    checkpoints: int
-    last_checkpoint: int | None
-    counts: dict[str, int]
-    torn_tail: TornTail | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EraseSummary:
-    keys_destroyed: int
-    epochs: tuple[int, ...]
-    span_ms: tuple[int, int] | None
-    records_affected: int
-    record: RecordRef | None
-
-
-@dataclass
-class _State:
-    """What the open scan learnt and appends keep up to date."""
-
-    checker: ChainChecker
-    segments: list[list[Any]] = field(default_factory=list)  # [name, size]
-    last_by_type: dict[str, codec.Record] = field(default_factory=dict)  # the newest record of each type
-    records_per_key: Counter[str] = field(default_factory=Counter)
-    last_checkpoint_count: int = 0
-
-
-class Ledger:
+class Ledger(LedgerWriter):
     """Append-only, hash-chained, crash-safe record store; see the package docstring for the API."""
-
-    def __init__(self, directory: Path, config: LedgerConfig, clock: Clock, *, read_only: bool) -> None:
-        self._directory = directory
-        self._config = config
-        self._clock = clock
-        self._read_only = read_only
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._lock_fd = -1
-        self._fd = -1
-        self._fd_path = directory  # the open segment's path, for error messages
-        self._pending = bytearray()
-        self._dirty_since: float | None = None  # monotonic time of the oldest record not yet fsynced
-        self._failed: StoreError | None = None
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self._signer: crypto.Signer | None = None
-        self._public_key: bytes | None = None
-        self._keys: KeyStore
-        self._state: _State
-        self.torn_tail: TornTail | None = None
-        # Found at open: records lost below the head file's signed head, or the head file gone from a log
-        # that holds checkpoints. Opened for writing, the ledger records either in a ``recovery`` record and
-        # carries on; read-only, verify() raises.
-        self.truncation: Truncation | None = None
-        self.head_missing = False
-        self._last_checkpoint_mono = clock.monotonic()
-        self._key_generation = -1
-        self._signed_head: Checkpoint | None = None  # the newest head published (or, read-only, read)
-        self._head_lock = threading.Lock()  # one head-file writer at a time; taken after self._lock, if both
-        self._checkpoint_due = False  # for the flusher thread to sign, right after a durable record
-        self._last_signed = 0.0  # time.monotonic() of the last checkpoint made (for checkpoint_coalesce_ms)
-        self._checkpoint_serial = 0  # counts checkpoints made here, so an older one never replaces a newer
-        self._head_serial = 0
 
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
@@ -196,10 +76,11 @@ class Ledger:
             files.ensure_private_dir(self._directory.parent)
             files.ensure_private_dir(self._directory)
         self._lock_fd = files.lock_exclusive(self._directory / LOCK_FILE, shared=self._read_only)
-        self._load_signer()
+        self._signer = load_signer(self._directory, read_only=self._read_only)
+        self._public_key = self._signer.public_key if self._signer is not None else None
         self._keys = KeyStore.load(self._directory, read_only=self._read_only)
-        head = self._signed_head = self._read_head()
-        self._state = self._scan(head)
+        head = self._signed_head = read_head(self._directory, self._public_key)
+        self._state, self.torn_tail = scan_log(self._directory, self._public_key, head)
         self._check_head(head)
         if self._read_only:
             return
@@ -225,88 +106,11 @@ class Ledger:
         if self.torn_tail is not None or self.truncation is not None or self.head_missing:
             self.checkpoint()
 
-    def _load_signer(self) -> None:
-        path = self._directory / SIGNING_KEY_FILE
-        private = files.read_small(path, HEAD_LIMIT)  # 32 bytes; never read a huge file whole
-        if private is None and not self._read_only:
-            if self._segment_names():  # a new key would not match the checkpoints the log already holds
-                raise StoreError(f"{SIGNING_KEY_FILE} is missing but the ledger has records; restore it from a "
-                                 "backup", path=str(path))
-            private = crypto.Signer.generate_private_bytes()
-            files.atomic_write(path, private)
-        if private is not None:
-            self._signer = crypto.Signer(private)
-            self._public_key = self._signer.public_key
-
-    def _segment_names(self) -> list[str]:
-        try:
-            names = os.listdir(self._directory)
-        except OSError as exc:
-            raise files.store_error("list", self._directory, exc) from exc
-        return sorted(name for name in names if first_seq_of(name) is not None)
-
-    def _scan(self, head: Checkpoint | None) -> _State:
-        state = _State(checker=ChainChecker(self._public_key, watch=head))
-        names = self._segment_names()
-        for index, name in enumerate(names):
-            scan = self._scan_segment(name, state)
-            state.segments.append([name, scan.end])
-            if scan.tail is None:
-                continue
-            if index != len(names) - 1:
-                raise LogCorrupt("segment ends inside a record", segment=name, offset=scan.tail.offset)
-            self.torn_tail = TornTail(name, scan.tail.offset, scan.tail.length)
-        if state.checker.last_checkpoint is not None:
-            state.last_checkpoint_count = state.checker.last_checkpoint.count + 1
-        return state
-
-    def _scan_segment(self, name: str, state: _State) -> SegmentScan:
-        path = self._directory / name
-        with os.fdopen(files.open_for_read(path), "rb") as stream:
-            scan = SegmentScan(stream, name)
-            try:
-                for record in scan.records(state.checker):
-                    state.last_by_type[record.type] = record
-                    if record.sealed is not None:
-                        state.records_per_key[record.sealed.key_id] += 1
-            except OSError as exc:
-                raise files.store_error("read", path, exc) from exc
-        return scan
-
-    def _read_head(self) -> Checkpoint | None:
-        """The head file's signed checkpoint (None when there is none), checked against the device key."""
-        raw = files.read_small(self._directory / HEAD_FILE, HEAD_LIMIT)
-        if raw is None:
-            return None
-        try:
-            checkpoint = Checkpoint.from_fields(codec.loads(raw))
-        except (KeyError, TypeError, ValueError) as exc:  # not CBOR (codec.loads), or not a checkpoint
-            raise LogCorrupt("the head file is damaged", segment=HEAD_FILE, offset=0) from exc
-        if self._public_key is None:  # read-only, and the device key is gone
-            raise LogCorrupt(f"{SIGNING_KEY_FILE} is missing: the head file cannot be checked against the "
-                             "device key", segment=SIGNING_KEY_FILE, offset=0)
-        if checkpoint.public_key != self._public_key:
-            raise LogCorrupt(f"the head file is signed by another key than {SIGNING_KEY_FILE}", segment=HEAD_FILE,
-                             offset=0)
-        if not checkpoint.valid():
-            raise LogCorrupt("the head file's signature is invalid", segment=HEAD_FILE, offset=0)
-        return checkpoint
-
     def _check_head(self, head: Checkpoint | None) -> None:
         state = self._state
         name, size = state.segments[-1] if state.segments else (HEAD_FILE, 0)
         self.truncation = check_head(state.checker, segment=str(name), offset=int(size))
         self.head_missing = head is None and state.checker.checkpoints > 0
-
-    def _head_error(self, checker: ChainChecker, head_missing: bool, segment: str, offset: int) -> None:
-        """Raise what the head check of a whole re-read found (see verify)."""
-        truncation = check_head(checker, segment=segment, offset=offset)
-        if truncation is not None:
-            raise truncation.error(segment=segment, offset=offset)
-        if head_missing:
-            raise LogCorrupt("the head file is missing although the log holds signed checkpoints: records lost "
-                             "from its end cannot be ruled out", segment=HEAD_FILE, offset=0,
-                             checkpoints=checker.checkpoints)
 
     def _open_for_writing(self) -> None:
         if self.torn_tail is not None:
@@ -318,269 +122,6 @@ class Ledger:
         self._fd = files.open_for_append(self._directory / name, create=False)
         self._fd_path = self._directory / name
 
-    # -- appending ----------------------------------------------------------------------------------------
-    def append(self, record_type: str, fields: Mapping[str, Any] | None = None, *,
-               personal: Mapping[str, Any] | None = None, epoch: int | None = None) -> RecordRef:
-        """Append one record; durable types are fsynced before this returns, the rest within group_commit_ms.
-
-        ``personal`` fields are encrypted under the data key of ``epoch`` (default: the current epoch).
-        """
-        if record_type not in codec.KNOWN_TYPES:
-            codec.check_type(record_type)
-        if record_type == "checkpoint":
-            raise UsageError("checkpoint records are written by the ledger itself")
-        fields = dict(fields or {})
-        codec.check_value(fields, "fields")
-        if personal is not None:
-            codec.check_value(dict(personal), "personal")
-        if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
-            raise UsageError("epoch must be a non-negative integer")
-        with self._lock:
-            if self._failed is not None or self._closed or self._read_only:
-                self._require_writable()
-            ref = self._append_locked(record_type, fields, personal, epoch)
-            if self._live_key_changed():
-                self._apply_retention()
-            # The checkpoint test written out here: it runs for every record, between a durable write and
-            # its fsync.
-            state, config = self._state, self._config
-            since = state.checker.count - state.last_checkpoint_count  # at least this record
-            durable = record_type in config.durable_types
-            sign = durable or since >= config.checkpoint_every or \
-                self._clock.monotonic() - self._last_checkpoint_mono >= config.checkpoint_interval_s
-            if sign and not config.flush_thread:  # the record and its checkpoint in one write and one fsync
-                self._write_head(*self._append_checkpoint())
-                return ref
-            if durable or config.group_commit_ms == 0:
-                self._sync_locked()
-            else:
-                self._group_commit()
-            if sign:
-                self._request_checkpoint()
-            return ref
-
-    def _append_and_sync(self, record_type: str, fields: Mapping[str, Any]) -> RecordRef:
-        ref = self._append_locked(record_type, fields, None, None)
-        self._sync_locked()
-        return ref
-
-    def _append_locked(self, record_type: str, fields: Mapping[str, Any], personal: Mapping[str, Any] | None,
-                       epoch: int | None) -> RecordRef:
-        state = self._state
-        if state.segments[-1][1] >= self._config.segment_bytes:
-            self._rotate()  # before the record is built: rotation itself appends a checkpoint
-        checker = state.checker
-        time_ms = self._now_ms()
-        if time_ms > codec.MAX_TIME_MS:
-            raise StoreError("the system clock is past the year 9999; records cannot be dated")
-        seq = checker.count
-        sealed = None
-        if personal is not None:
-            sealed = self._seal(seq, record_type, personal, epoch, time_ms)
-        payload = codec.encode_record(seq=seq, time_ms=time_ms, record_type=record_type,
-                                      prev_hash=checker.head, fields=fields, sealed=sealed)
-        frame, digest = codec.frame_and_hash(payload)
-        self._pending += frame
-        state.segments[-1][1] += len(frame)
-        state.last_by_type[record_type] = codec.Record(seq, time_ms, record_type, checker.head, fields, sealed,
-                                                       payload, digest)
-        if sealed is not None:
-            state.records_per_key[sealed.key_id] += 1
-        checker.count += 1
-        checker.head = digest
-        checker.tree.append_leaf(payload)
-        checker.counts[record_type] = checker.counts.get(record_type, 0) + 1
-        if self._dirty_since is None:
-            self._dirty_since = time.monotonic()
-        if len(self._pending) >= WRITE_BUFFER:
-            self._write_pending()
-        return RecordRef(seq, digest.hex())
-
-    def _seal(self, seq: int, record_type: str, personal: Mapping[str, Any], epoch: int | None,
-              time_ms: int) -> codec.Sealed:
-        if epoch is None:
-            epoch = time_ms // (self._config.epoch_s * 1000)
-        key_id, key = self._keys.key_for_epoch(epoch, time_ms)
-        nonce, ciphertext = crypto.seal(key, codec.dumps(dict(personal)), associated_data(seq, record_type))
-        return codec.Sealed(key_id, nonce, ciphertext)
-
-    def _live_key_changed(self) -> bool:
-        """True once after every change of the key store (a new epoch's key, an erasure)."""
-        changed = self._keys.generation != self._key_generation
-        self._key_generation = self._keys.generation
-        return changed
-
-    def _now_ms(self) -> int:
-        return max(0, int(self._clock.wall() * 1000))
-
-    # -- writing and syncing ------------------------------------------------------------------------------
-    def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        try:
-            files.write_all(self._fd, self._pending, self._fd_path)
-        except StoreError as exc:
-            raise self._fail(exc) from exc
-        self._pending.clear()
-
-    def _sync_locked(self) -> None:
-        if self._dirty_since is None:  # every record is synced (and so none is pending)
-            return
-        try:
-            files.write_and_sync(self._fd, self._pending, self._fd_path)
-        except StoreError as exc:
-            raise self._fail(exc) from exc
-        self._pending.clear()
-        self._dirty_since = None
-
-    def _group_commit(self) -> None:
-        """Sync now when the oldest unsynced record is due; otherwise make sure the flusher will."""
-        due = self._dirty_since is not None and \
-            time.monotonic() - self._dirty_since >= self._config.group_commit_ms / 1000
-        if due:
-            self._sync_locked()
-        elif self._config.flush_thread:
-            self._start_flusher()
-            self._wake.notify()
-
-    def _start_flusher(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._flusher, name="ledger-flush", daemon=True)
-            self._thread.start()
-
-    def _flusher(self) -> None:
-        """The background thread: fsyncs group-committed records when due, and signs the checkpoints asked
-        for (after durable records, every ``checkpoint_every`` records or ``checkpoint_interval_s``). Only
-        making a checkpoint holds the store's lock: its fsync and the head file's write run outside it, so
-        that a durable append never waits for them (a burst of them shares one checkpoint)."""
-        while True:
-            with self._lock:
-                signed = self._flusher_work()
-            if signed is None:
-                return
-            serial, checkpoint, fd = signed
-            try:
-                files.sync_fd(fd, self._fd_path)  # the checkpoint record is durable before the head names it
-                self._write_head(serial, checkpoint)
-            except StoreError as exc:
-                with self._lock:
-                    self._fail(exc)
-                return
-            finally:
-                os.close(fd)
-
-    def _flusher_work(self) -> tuple[int, Checkpoint, int] | None:
-        """Wait for and do the next piece of work under the lock: a checkpoint appended and written to the
-        kernel, with its serial and a duplicate of the segment's fd to fsync; None to stop."""
-        while not self._closed and self._failed is None:
-            try:
-                wait = self._sync_when_due()
-                if self._checkpoint_due:
-                    gap = self._last_signed + self._config.checkpoint_coalesce_ms / 1000 - time.monotonic()
-                    if gap <= 0:
-                        self._checkpoint_due = False
-                        serial, checkpoint = self._sign_checkpoint()
-                        self._write_pending()
-                        return serial, checkpoint, os.dup(self._fd)
-                    wait = gap if wait is None else min(wait, gap)
-            except (StoreError, OSError):
-                return None  # a StoreError is recorded in self._failed; the next call reports it
-            self._wake.wait(wait)
-        return None
-
-    def _sync_when_due(self) -> float | None:
-        """Sync group-committed records when due, ask for a checkpoint when records waited
-        ``checkpoint_interval_s`` for one; how long until the next thing is due (None: until woken)."""
-        waits = []
-        if self._dirty_since is not None:
-            delay = self._dirty_since + self._config.group_commit_ms / 1000 - time.monotonic()
-            if delay <= 0:
-                self._sync_locked()
-            else:
-                waits.append(delay)
-        if self._state.checker.count > self._state.last_checkpoint_count:  # records no checkpoint covers
-            delay = self._last_checkpoint_mono + self._config.checkpoint_interval_s - self._clock.monotonic()
-            if delay <= 0:
-                self._checkpoint_due = True
-            else:
-                waits.append(delay)
-        return min(waits) if waits else None
-
-    def _request_checkpoint(self) -> None:
-        self._checkpoint_due = True
-        self._start_flusher()
-        self._wake.notify()
-
-    def _rotate(self) -> None:
-        """Close the full segment and start the next one with a signed checkpoint, whose copy in
-        checkpoint.cbor then shows when the newest segment goes missing."""
-        self._write_head(*self._append_checkpoint())  # it starts the next segment itself
-
-    def _start_next_segment(self) -> None:
-        self._sync_locked()
-        self._close_fd()
-        self._create_segment()
-
-    def _create_segment(self) -> None:
-        name = segment_name(self._state.checker.count)
-        try:
-            self._fd = files.open_for_append(self._directory / name, create=True)
-            files.sync_dir(self._directory)
-        except StoreError as exc:
-            raise self._fail(exc) from exc
-        self._state.segments.append([name, 0])
-        self._fd_path = self._directory / name
-
-    def _fail(self, exc: StoreError) -> StoreError:
-        if self._failed is None:
-            self._failed = StoreError(f"the ledger failed and must be reopened after the disk is checked: "
-                                      f"{exc.message}", **exc.details)
-        return self._failed
-
-    def _require_writable(self) -> None:
-        if self._failed is not None:
-            raise self._failed
-        if self._closed:
-            raise StoreError("the ledger is closed")
-        if self._read_only:
-            raise StoreError("the ledger is open read-only")
-
-    # -- checkpoints --------------------------------------------------------------------------------------
-    def checkpoint(self) -> Checkpoint:
-        """Sign (count, head, Merkle root, time) now, append it durably, then write it to the head file."""
-        with self._lock:
-            self._require_writable()
-            serial, checkpoint = self._append_checkpoint()
-            self._write_head(serial, checkpoint)
-            return checkpoint
-
-    def _append_checkpoint(self) -> tuple[int, Checkpoint]:
-        """Append a signed checkpoint over every record so far and fsync them; returns it with its serial."""
-        signed = self._sign_checkpoint()
-        self._sync_locked()
-        return signed
-
-    def _sign_checkpoint(self) -> tuple[int, Checkpoint]:
-        """Append (not yet durably) a signed checkpoint over every record so far; returns it with its serial."""
-        assert self._signer is not None  # a writable store always has its key
-        if self._state.segments[-1][1] >= self._config.segment_bytes:
-            self._start_next_segment()  # now: a rotation inside the append would move the record it signs
-        checker = self._state.checker
-        time_ms = self._now_ms()
-        root = checker.tree.root()
-        message = checkpoint_message(checker.count, checker.head, root, time_ms)
-        checkpoint = Checkpoint(checker.count, checker.head, root, time_ms, self._signer.public_key,
-                                self._signer.sign(message))
-        self._append_locked("checkpoint", checkpoint.as_fields(), None, None)
-        checker.last_checkpoint = checkpoint
-        checker.checkpoints += 1
-        self._state.last_checkpoint_count = checker.count
-        self._last_checkpoint_mono = self._clock.monotonic()
-        self._last_signed = time.monotonic()
-        self._checkpoint_serial += 1
-        self._signed_head = checkpoint
-        return self._checkpoint_serial, checkpoint
-
     def key_fingerprint(self) -> str:
         """The device key's fingerprint (see :func:`agent.ledger.crypto.key_fingerprint`), for pinning an
         export with ``verify-export --key``."""
@@ -588,19 +129,6 @@ class Ledger:
             raise StoreError(f"{SIGNING_KEY_FILE} is missing: the device key is unknown")
         return crypto.key_fingerprint(self._public_key)
 
-    def _write_head(self, serial: int, checkpoint: Checkpoint) -> None:
-        """Write a checkpoint that is durable in the log to the head file, unless a newer one is there.
-        Under the store's lock (inline) or not (the flusher); a failure is fatal for the store."""
-        with self._head_lock:
-            if serial <= self._head_serial:
-                return
-            try:
-                files.atomic_write(self._directory / HEAD_FILE, codec.dumps(checkpoint.as_fields()))
-            except StoreError as exc:
-                raise self._fail(exc) from exc
-            self._head_serial = serial
-
-    # -- erasure ------------------------------------------------------------------------------------------
     def erase(self, *, epoch: int | None = None, time_range: tuple[int, int] | None = None,
               everything: bool = False, key_ids: Collection[str] | None = None) -> EraseSummary:
         """Destroy the data keys of one pseudonym epoch, of a time range (ms), or all of them; record it
@@ -664,7 +192,6 @@ class Ledger:
         self._live_key_changed()
         return EraseSummary(len(destroyed), epochs, span, affected, ref)
 
-    # -- reading ------------------------------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
         """(number of records, hex hash of the last one; 64 zeros when empty)."""
         with self._lock:
@@ -717,7 +244,8 @@ class Ledger:
         :class:`~agent.errors.LogTruncated` (naming how many) when records are missing below the head file's
         signed head; also when the head file is gone from a log that holds checkpoints (see docs/ledger.md).
         """
-        head = self._read_head()  # before the snapshot, so that it never describes more than the snapshot
+        # before the snapshot, so that it never describes more than the snapshot
+        head = read_head(self._directory, self._public_key)
         snapshot = self.snapshot()
         checker = ChainChecker(snapshot.public_key, watch=head)
         for name, size in snapshot.segments:
@@ -735,7 +263,7 @@ class Ledger:
         if (checker.count, checker.head) != (snapshot.count, snapshot.head):
             raise LogCorrupt("the log on disk differs from the one in memory", segment=last[0],
                              offset=last[1])
-        self._head_error(checker, head is None and checker.checkpoints > 0, last[0], last[1])
+        raise_head_error(checker, head is None and checker.checkpoints > 0, last[0], last[1])
         last_checkpoint = checker.last_checkpoint.count if checker.last_checkpoint is not None else None
         return VerifyReport(records=checker.count, segments=len(snapshot.segments), head=checker.head.hex(),
                             merkle_root=checker.tree.root().hex(), checkpoints=checker.checkpoints,
@@ -752,7 +280,6 @@ class Ledger:
         """The same bundle, handed to ``write`` piece by piece (the control socket's export); no file."""
         return write_export_stream(self.snapshot(), write, progress=progress, notice=notice)
 
-    # -- closing ------------------------------------------------------------------------------------------
     def flush(self) -> None:
         """Make every record appended so far durable."""
         with self._lock:
@@ -778,11 +305,6 @@ class Ledger:
         if self._state.checker.count > self._state.last_checkpoint_count:
             self._write_head(*self._append_checkpoint())
         self._sync_locked()  # a checkpoint the flusher thread is still writing out, for one
-
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
     def _release(self) -> None:
         self._close_fd()
