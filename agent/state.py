@@ -2,7 +2,7 @@
 
 The file ``desired.json`` in the state dir is the ledger's copy of the last ``switch`` record: the ledger record is
 the acknowledgement, and the file is rewritten after it. The daemon compares the two at start (see
-:func:`agent.daemon.Supervisor.load_desired`): the ledger's last switch decides, and a file that claims more than
+:meth:`agent.supervisor.Supervisor.load_desired`): the ledger's last switch decides, and a file that claims more than
 the ledger holds makes the agent start with location off.
 
 The file gets the same checks as the ledger's own files: a regular file only (never through a symlink, a FIFO or a
