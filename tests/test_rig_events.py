@@ -106,3 +106,11 @@ def test_junit_xml_counts_failures_and_carries_the_report() -> None:
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None and "41 54 0D" in (failure.text or "")
+
+
+def test_a_rogue_line_while_the_port_is_away_does_nothing() -> None:
+    sim = modem()
+    sim.unplug()
+    assert modem_events.apply(sim, Event("rogue", 0, args={"line": "AT+QGPS=1"})) == []
+    sim.replug()
+    assert not sim.state.gnss_on

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agent.errors import PortUnavailable
 from agent.rig.scenario import Event
 from agent.sim import SimModem
 
@@ -43,15 +44,21 @@ def _unplug(modem: SimModem, args: Any) -> list[FollowUp]:
 
 
 def _rogue(modem: SimModem, args: Any) -> list[FollowUp]:
-    """Another program on the module's second AT interface sends one line; its replies are read and dropped."""
-    modem.write("at2", args["line"].encode("ascii") + b"\r")
+    """Another program on the module's second AT interface sends one line; its replies are read and dropped.
+    While that interface is away (unplugged, rebooting) the program's write fails and nothing happens."""
+    try:
+        modem.write("at2", args["line"].encode("ascii") + b"\r")
+    except PortUnavailable:
+        return []
     return [(0.5, lambda: _drain(modem, "at2"))]
 
 
 def _drain(modem: SimModem, channel: str) -> None:
-    if modem.is_connected(channel):
+    try:
         while modem.read(channel, 4096):
             pass
+    except PortUnavailable:
+        pass  # gone again since: its output went with it
 
 
 def _garble(modem: SimModem, args: Any) -> list[FollowUp]:
