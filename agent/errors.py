@@ -23,7 +23,6 @@ and re-raised ``from`` the original. Messages never carry personal data: no iden
     |- NmeaError                    a sentence that cannot be decoded (counted and dropped)
     |- PolicyError                  a privacy rule refused the operation (fail closed)
     |  |- ConsentRequired
-    |  |- LeakDetected              an identifier was found in an outbound payload
     |  `- RequestRefused            a rights request repeated inside its window (reason and window end said)
     |- StoreError                   the ledger cannot be trusted to keep what it is given (fatal for the store)
     |  |- LogCorrupt                .segment, .offset: verification failed at an exact place
@@ -143,10 +142,6 @@ class PolicyError(AgentError):
 
 class ConsentRequired(PolicyError):
     """The purpose has no consent (and no legal-basis exception)."""
-
-
-class LeakDetected(PolicyError):
-    """An outbound payload contains one of the device's identifiers."""
 
 
 class RequestRefused(PolicyError):

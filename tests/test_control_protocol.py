@@ -254,7 +254,7 @@ def test_results_that_are_not_json_are_refused_when_encoding() -> None:
 
 @pytest.mark.parametrize("error", [
     PermissionDenied("no"), UsageError("bad"), errors.CmeError("modem said no", command="AT+QGPS", code=505),
-    errors.ConsentRequired("consent needed"), ControlError("busy"), errors.LeakDetected("leak"),
+    errors.ConsentRequired("consent needed"), ControlError("busy"), errors.RequestRefused("again"),
 ])
 def test_an_error_reply_is_raised_again_as_the_same_kind(error: AgentError) -> None:
     raw = encode_error(error)
