@@ -33,15 +33,13 @@ Errors: :class:`~agent.errors.PortUnavailable` when the port cannot be used (fro
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import cbor2
-
+from agent import cbor_codec
 from agent.errors import GuardError, PortUnavailable, UsageError
 from agent.model import Clock, SystemClock
 from agent.transport import Port, open_port
@@ -146,12 +144,11 @@ def decode_status(hex_text: str) -> dict[str, Any]:
         raw = bytes.fromhex(hex_text)
     except ValueError as exc:
         raise GuardError("guard status is not hex") from exc
-    stream = io.BytesIO(raw)
     try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        value, end = cbor_codec.decode(raw)
+    except ValueError as exc:
         raise GuardError("guard status is not valid CBOR") from exc
-    if stream.tell() != len(raw):
+    if end != len(raw):
         raise GuardError("guard status has trailing bytes")
     return _checked_status(value)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import cbor2
 
+from agent import cbor_codec
 from agent.errors import StoreError
 
 JOURNAL_MAGIC = b"PASPOOLJ"
@@ -85,10 +86,10 @@ def _read_entry(data: bytes, offset: int) -> tuple[list[Any], int]:
 
 
 def decode_cbor(data: bytes, problem: str) -> Any:
-    """cbor2's decode errors, translated in this one place: ValueError(``problem``)."""
+    """One CBOR value; cbor2's errors come as ValueError from :mod:`agent.cbor_codec`, named ``problem`` here."""
     try:
-        return cbor2.loads(data)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
+        return cbor_codec.decode(data)[0]
+    except ValueError as exc:
         raise ValueError(problem) from exc
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import cbor2
 
+from agent import cbor_codec
 from agent.errors import LogCorrupt, UsageError
 
 SCHEMA_VERSION = 1
@@ -126,13 +127,10 @@ def dumps(value: Any) -> bytes:
 def loads(data: bytes) -> Any:
     """Decode one CBOR item (definite lengths, no duplicate map keys).
 
-    The ledger's one boundary with cbor2's decoder: whatever it raises on bad input becomes a plain
-    ``ValueError("not valid CBOR")``, which each caller turns into its own error (LogCorrupt, KeyStoreError).
+    cbor2's errors become ``ValueError("not valid CBOR")`` in :mod:`agent.cbor_codec`, the one boundary; each
+    caller turns it into its own error (LogCorrupt, KeyStoreError).
     """
-    try:
-        return cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise ValueError("not valid CBOR") from exc
+    return cbor_codec.decode(data, strict=True)[0]
 
 
 # -- records ------------------------------------------------------------------------------------------------
