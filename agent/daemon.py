@@ -81,7 +81,8 @@ class Agent:
             pipeline = self.uploads.pipeline
             self.local_feed = build_local_feed(config.local_feed, config.policy, self.ledger, clock=clock,
                                                local_decision=pipeline.local_decision,
-                                               coarsener=lambda: pipeline.coarsener)
+                                               coarsener=lambda: pipeline.coarsener,
+                                               link_record=config.state.dir / "local_feed.link")
             self.supervisor.fix_listeners.append(self.local_feed.on_fix)
         self.control = ControlServer(config.control.socket, self.handle, group=config.control.group,
                                      on_denied=lambda peer: self.supervisor.record_denied(peer.uid))

@@ -27,6 +27,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import LocalFeedConfig
@@ -220,8 +221,10 @@ class LocalFeed:
 
 
 def build_local_feed(settings: LocalFeedConfig, policy: Policy, ledger: Ledger, *, clock: Clock,
-                     local_decision: Callable[[str], Decision], coarsener: Callable[[], Coarsener]) -> LocalFeed:
-    """The feed of ``[local_feed]`` with its pty and, if configured, its gpsd-JSON server (not started)."""
+                     local_decision: Callable[[str], Decision], coarsener: Callable[[], Coarsener],
+                     link_record: Path | None = None) -> LocalFeed:
+    """The feed of ``[local_feed]`` with its pty and, if configured, its gpsd-JSON server (not started).
+    ``link_record``: where the pty output remembers the link it placed (see :class:`PtyOutput`)."""
     from agent.local_feed_gpsd import GpsdJsonServer
     from agent.local_feed_pty import PtyOutput
 
@@ -230,7 +233,8 @@ def build_local_feed(settings: LocalFeedConfig, policy: Policy, ledger: Ledger, 
         raise ValueError("the local feed's purpose is not declared")
     feed = LocalFeed(purpose, ledger, clock=clock, decide=lambda: local_decision(purpose.name),
                      coarsener=coarsener)
-    feed.add_output(PtyOutput(settings.link, buffer_bytes=settings.buffer_bytes, may_flow=feed.may_flow))
+    feed.add_output(PtyOutput(settings.link, buffer_bytes=settings.buffer_bytes, may_flow=feed.may_flow,
+                              record=link_record))
     if settings.gpsd_json is not None:
         feed.add_output(GpsdJsonServer(settings.gpsd_json, device=str(settings.link),
                                        buffer_bytes=settings.buffer_bytes, may_flow=feed.may_flow))

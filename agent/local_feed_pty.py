@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.bounded_buffer import DropOldestBuffer
-from agent.errors import TransportError, UsageError
+from agent.errors import StoreError, TransportError, UsageError
+from agent.ledger.files import atomic_write, read_small
 from agent.nmea.writer import FeedEpoch
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,14 @@ IDLE_WAIT_S = 1.0  # the thread's longest sleep while nothing is pending (stop i
 
 
 class PtyOutput:
-    def __init__(self, link: Path, *, buffer_bytes: int, may_flow: Callable[[], bool]) -> None:
+    """``record``: a small file in the state dir naming the link this feed placed and its pty, so that after a
+    crash (SIGKILL, power cut) the next start knows the link is its own and replaces it, even when the pty number
+    has been reused or a reader still holds the old pty open; any other symlink is never replaced."""
+
+    def __init__(self, link: Path, *, buffer_bytes: int, may_flow: Callable[[], bool],
+                 record: Path | None = None) -> None:
         self.link = link
+        self._record = record
         self._may_flow = may_flow
         self._buffer = DropOldestBuffer(buffer_bytes)
         self._lock = threading.Lock()
@@ -54,13 +61,15 @@ class PtyOutput:
         return self._name
 
     def start(self) -> None:
-        stale = _check_link_path(self.link)
+        stale = _check_link_path(self.link, ours=_recorded_target(self._record, self.link))
         master, slave = os.openpty()
         try:
             tty.setraw(slave)  # bytes pass unchanged: no echo, no CR/LF translation, like a USB serial port
             tty.setraw(master)
             os.set_blocking(master, False)
             self._name = os.ttyname(slave)
+            if self._record is not None:  # before the link: a crash between the two leaves a record, never an orphan
+                atomic_write(self._record, f"{self.link}\n{self._name}\n".encode())
             _place_link(self.link, self._name, stale)
         except BaseException:
             for fd in (master, slave):
@@ -159,8 +168,22 @@ class PtyOutput:
             self.written_bytes += written
 
 
-def _check_link_path(path: Path) -> str | None:
-    """Refuse a link path the feed may not take; the target of the stale pty link found there, if any."""
+def _recorded_target(record: Path | None, link: Path) -> str | None:
+    """The pty this feed last linked at ``link``, as its record says; None when there is no (usable) record."""
+    if record is None:
+        return None
+    try:
+        data = read_small(record, limit=4096)
+    except StoreError:
+        return None
+    lines = data.decode("utf-8", "replace").splitlines() if data else []
+    return lines[1] if len(lines) == 2 and lines[0] == str(link) else None
+
+
+def _check_link_path(path: Path, ours: str | None = None) -> str | None:
+    """Refuse a link path the feed may not take; the target of the stale pty link found there, if any.
+
+    ``ours``: the pty this feed linked there before a crash; such a link is replaced whatever its pty's state."""
     if not path.is_absolute():
         raise UsageError("the local feed link must be an absolute path", link=str(path))
     if not path.parent.is_dir():
@@ -174,6 +197,8 @@ def _check_link_path(path: Path) -> str | None:
     if not stat.S_ISLNK(mode):
         raise UsageError("refusing to replace a file that is not a symlink with the local feed link", link=str(path))
     target = os.readlink(path)
+    if ours is not None and target == ours:
+        return target
     if os.path.dirname(target) != "/dev/pts" or os.path.normpath(target) != target or os.path.lexists(target):
         raise UsageError("refusing to replace a symlink that is not a stale pty link", link=str(path))
     return target

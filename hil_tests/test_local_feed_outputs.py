@@ -139,6 +139,30 @@ def test_the_link_is_placed_safely_and_removed(tmp_path: Path) -> None:
     assert not os.path.lexists(stale) and taken.read_text() == "mine"
 
 
+def test_after_a_crash_the_feeds_own_link_is_replaced_even_while_its_pty_lives(tmp_path: Path) -> None:
+    """SIGKILL leaves the link behind; its pty number may be reused at once, or a reader (gpsd) may still hold the
+    old pty open. The record in the state dir says the link is the feed's own, so the next start replaces it."""
+    link, record = tmp_path / "feed", tmp_path / "local_feed.link"
+    first = PtyOutput(link, buffer_bytes=4096, may_flow=lambda: True, record=record)
+    first.start()
+    held = os.open(first.pty_name, os.O_RDWR | os.O_NOCTTY)  # a reader that still holds the old pty
+    try:
+        first._stop.set()  # a crash: the thread ends, the link and the record stay, the pty lives on
+        first._wake()
+        assert os.path.lexists(first.pty_name) and os.readlink(link) == first.pty_name
+        second = PtyOutput(link, buffer_bytes=4096, may_flow=lambda: True, record=record)
+        second.start()
+        assert os.readlink(link) == second.pty_name != first.pty_name
+        second.stop()
+        without_record = tmp_path / "other"
+        without_record.symlink_to(first.pty_name)  # a live pty link this feed never placed: not ours to replace
+        with pytest.raises(UsageError, match="not a stale pty link"):
+            PtyOutput(without_record, buffer_bytes=4096, may_flow=lambda: True, record=record).start()
+    finally:
+        os.close(held)
+        first.stop()
+
+
 # -- gpsd JSON ---------------------------------------------------------------------------------------------------
 _open_clients: list[socket.socket] = []
 
