@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 # subcommand -> "module:function"; each function takes the parsed namespace and returns an exit code.
 HANDLERS: dict[str, str] = {
     "run": "agent.run:run_command",
-    "sim": "agent.sim.cli:sim_command",
+    "sim": "agent.sim_command:sim_command",
     "demo": "agent.demo:demo_command",
     "replay": "agent.replay:replay_command",
     "verify-export": "agent.ledger.tool:verify_export_command",
