@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from agent.testing import HilTarget, RunningDaemon, daemon_config, wait_until
+from hil_tests.leaks import no_leaks  # every hil test fails if it leaves a thread, child or descriptor behind
 
 RunningAgent = RunningDaemon
-__all__ = ["RunningAgent", "read_until", "sim_config", "wait_until"]
+__all__ = ["RunningAgent", "no_leaks", "read_until", "sim_config", "wait_until"]
 
 
 def read_until(port: Any, marker: bytes, timeout_s: float = 5.0) -> bytes:
