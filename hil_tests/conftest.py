@@ -8,6 +8,7 @@ stay as thin aliases: ``sim_name`` is the plugin's ``hil_sim_name``, ``running_a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,25 @@ def sim_name(hil_sim_name: str) -> str:
 @pytest.fixture
 def running_agent(privacy_daemon: RunningDaemon) -> RunningDaemon:
     return privacy_daemon
+
+
+@pytest.fixture
+def agents() -> Iterator[Callable[[Any, str], RunningAgent]]:
+    """Start daemons (the real Agent objects) from configs on a simulated module; every one is stopped at the end.
+    ``agents(config, sim_name)`` returns once the agent has enforced its first state."""
+    from agent.daemon import Agent
+
+    started: list[Any] = []
+
+    def start(config: Any, name: str) -> RunningAgent:
+        agent = Agent(config)
+        agent.start()
+        started.append(agent)
+        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
+        return RunningAgent(agent, name, config.control.socket, config.state.dir)
+
+    try:
+        yield start
+    finally:
+        for agent in started:
+            agent.stop()

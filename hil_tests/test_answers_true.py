@@ -12,7 +12,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +23,16 @@ from hil_tests.conftest import RunningAgent, sim_config, wait_until
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path, sim_name: str) -> Iterator[Any]:
+def start_agent(tmp_path: Path, sim_name: str, agents: Any) -> Any:
     """Start agents on the simulator named ``sim_name`` with a chosen interval and NMEA port; stop them all."""
-    from agent.daemon import Agent
-
-    started: list[Any] = []
 
     def start(*, interval_s: float = 1.0, nmea: bool = True, state: str = "state") -> RunningAgent:
         config = sim_config(tmp_path, sim_name, interval_s=interval_s, nmea=nmea)
         config = type(config)(modem=config.modem, state=type(config.state)(dir=tmp_path / state),
                               control=config.control, ledger=config.ledger)
-        agent = Agent(config)
-        agent.start()
-        started.append(agent)
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
-        return RunningAgent(agent, sim_name, config.control.socket, config.state.dir)
+        return agents(config, sim_name)
 
-    try:
-        yield start
-    finally:
-        for agent in started:
-            agent.stop()
+    return start
 
 
 def stop(running: RunningAgent) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,9 @@ from hil_tests.conftest import RunningAgent, wait_until
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path, sim_name: str) -> Iterator[Callable[[str], RunningAgent]]:
+def start_agent(tmp_path: Path, sim_name: str, agents: Any) -> Callable[[str], RunningAgent]:
     from agent import sim
     from agent.config import parse_config
-    from agent.daemon import Agent
-
-    started: list[Any] = []
 
     def start(model: str) -> RunningAgent:
         sim.install(sim_name, sim.SimModem(model=model, seed=4, ttff_s=1.0))
@@ -36,17 +33,9 @@ def start_agent(tmp_path: Path, sim_name: str) -> Iterator[Callable[[str], Runni
             "state": {"dir": str(tmp_path / "state")},
             "control": {"socket": str(tmp_path / "control.sock")},
         })
-        agent = Agent(config)
-        agent.start()
-        started.append(agent)
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
-        return RunningAgent(agent, sim_name, config.control.socket, config.state.dir)
+        return agents(config, sim_name)
 
-    try:
-        yield start
-    finally:
-        for agent in started:
-            agent.stop()
+    return start
 
 
 def privacyctl(running: RunningAgent, *argv: str) -> tuple[int, str]:
