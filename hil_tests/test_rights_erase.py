@@ -5,7 +5,6 @@ left in any byte of the state dir; every request recorded with its outcome; bad 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from agent.ledger.export import verify_export
 from hil_tests.conftest import RunningAgent, wait_until
-from hil_tests.test_rights_export import bundle_records, ctl, rights_config, start, upload_some
+from hil_tests.test_rights_export import agent, bundle_records, ctl, rights_config, upload_some
 
 
 def state_bytes(state_dir: Path) -> list[tuple[Path, bytes]]:
@@ -25,13 +24,7 @@ def holders(state_dir: Path, needle: bytes) -> list[str]:
     return [str(path.relative_to(state_dir)) for path, data in state_bytes(state_dir) if needle in data]
 
 
-@pytest.fixture
-def agent(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    running = start(tmp_path, sim_name)
-    try:
-        yield running
-    finally:
-        running.agent.stop()
+__all__ = ["agent"]  # the fixture, used by name
 
 
 def test_erase_all_leaves_no_plaintext_and_the_export_shows_it_erased(agent: RunningAgent, tmp_path: Path) -> None:
@@ -73,10 +66,8 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def queueing(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
+def queueing(tmp_path: Path, sim_name: str, agents: Any) -> RunningAgent:
     """An agent whose sink never answers (nothing listens there): uploads stay queued in the spool."""
-    from agent.daemon import Agent
-
     config = rights_config(tmp_path, sim_name)
     sink = {"name": "operator", "url": f"mqtt://127.0.0.1:{_closed_port()}/fleet", "recipient": "Example Fleet Ltd",
             "region": "CN"}
@@ -92,13 +83,7 @@ def queueing(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
                      "retention_days": 30, "sinks": ["operator"]}],
         "sink": [sink],
     }
-    agent = Agent(parse_config(raw))
-    agent.start()
-    try:
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
-        yield RunningAgent(agent, sim_name, agent.config.control.socket, agent.config.state.dir)
-    finally:
-        agent.stop()
+    return agents(parse_config(raw), sim_name)
 
 
 def test_erase_purpose_purges_the_queue_and_its_plaintext(queueing: RunningAgent) -> None:

@@ -11,7 +11,6 @@ import os
 import socket
 import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,31 +43,14 @@ def rights_config(tmp_path: Path, name: str, *, repeat_window_s: int = 0) -> Any
     })
 
 
-def start(tmp_path: Path, name: str, **settings: Any) -> RunningAgent:
-    from agent.daemon import Agent
-
-    agent = Agent(rights_config(tmp_path, name, **settings))
-    agent.start()
-    assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15), "agent did not enforce its first state"
-    return RunningAgent(agent, name, agent.config.control.socket, agent.config.state.dir)
+@pytest.fixture
+def agent(tmp_path: Path, sim_name: str, agents: Any) -> RunningAgent:
+    return agents(rights_config(tmp_path, sim_name), sim_name)
 
 
 @pytest.fixture
-def agent(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    running = start(tmp_path, sim_name)
-    try:
-        yield running
-    finally:
-        running.agent.stop()
-
-
-@pytest.fixture
-def strict_agent(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    running = start(tmp_path, sim_name, repeat_window_s=3600)
-    try:
-        yield running
-    finally:
-        running.agent.stop()
+def strict_agent(tmp_path: Path, sim_name: str, agents: Any) -> RunningAgent:
+    return agents(rights_config(tmp_path, sim_name, repeat_window_s=3600), sim_name)
 
 
 def ctl(running: RunningAgent, *args: str) -> tuple[int, Any, str]:

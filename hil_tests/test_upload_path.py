@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,8 @@ def policy_config(tmp_path: Path, name: str, *, region: str = "CN", bucket_s: in
 
 
 @pytest.fixture
-def uploading(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    from agent.daemon import Agent
-
-    agent = Agent(policy_config(tmp_path, sim_name))
-    agent.start()
-    try:
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
-        yield RunningAgent(agent, sim_name, agent.config.control.socket, agent.config.state.dir)
-    finally:
-        agent.stop()
+def uploading(tmp_path: Path, sim_name: str, agents: Any) -> RunningAgent:
+    return agents(policy_config(tmp_path, sim_name), sim_name)
 
 
 def outbox(tmp_path: Path) -> list[dict[str, Any]]:
