@@ -9,12 +9,10 @@ RMC.
 
 from __future__ import annotations
 
-import gc
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pynmea2
+from timing import best_seconds
 
 from agent.nmea.capture import CaptureFilter
 from agent.nmea.fixes import FixDecoder
@@ -52,29 +50,11 @@ def _pynmea2(payload: bytes) -> int:
     return fixes
 
 
-def _best_seconds(functions: tuple[Callable[[bytes], int], ...], payload: bytes, rounds: int) -> list[float]:
-    """Best CPU time of each function over ``rounds`` rounds, the functions taking turns within each round so
-    that a burst of load on a shared machine hits both sides alike; the cyclic garbage collector is paused as
-    ``timeit`` does (its pauses depend on whatever else the process allocated before, which only adds noise)."""
-    best = [float("inf")] * len(functions)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for index, function in enumerate(functions):
-                started = time.process_time()
-                function(payload)
-                best[index] = min(best[index], time.process_time() - started)
-    finally:
-        if collecting:
-            gc.enable()
-    return best
-
-
 def run(quick: bool) -> dict[str, dict[str, object]]:
     payload = _payload(1_000_000 if quick else 3_000_000)
     sentences = payload.count(b"$")
-    ours_seconds, theirs_seconds = _best_seconds((_ours, _pynmea2), payload, rounds=9 if quick else 11)
+    ours_seconds, theirs_seconds = best_seconds((lambda: _ours(payload), lambda: _pynmea2(payload)),
+                                                 rounds=9 if quick else 11)
     ours, theirs = sentences / ours_seconds, sentences / theirs_seconds
     ratio = ours / theirs
     return {

@@ -12,10 +12,10 @@ second on one core, for the lead engineer to set against the ledger append rate.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import random
-import time
 from collections.abc import Callable
+
+from timing import best_seconds
 
 from agent.model import CellInfo, DeviceIds, Fix
 from agent.privacy.coarsen import GridCoarsener
@@ -66,23 +66,6 @@ def _pipeline(check: LeakCheck, purpose: Purpose) -> Callable[[list[Fix]], int]:
     return run
 
 
-def _best_seconds(functions: tuple[Callable[[], object], ...], rounds: int) -> list[float]:
-    """Best CPU time of each function over ``rounds`` rounds, taking turns, the cyclic collector paused."""
-    best = [float("inf")] * len(functions)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for index, function in enumerate(functions):
-                started = time.process_time()
-                function()
-                best[index] = min(best[index], time.process_time() - started)
-    finally:
-        if collecting:
-            gc.enable()
-    return best
-
-
 def run(quick: bool) -> dict[str, dict[str, object]]:
     count = 500 if quick else 3000
     rounds = 3 if quick else 7
@@ -105,7 +88,7 @@ def run(quick: bool) -> dict[str, dict[str, object]]:
         for payload in payloads:
             payload.find(imei)
 
-    check_s, find_s, pipeline_s = _best_seconds((leak_checks, plain_finds, lambda: pipeline(fixes)), rounds)
+    check_s, find_s, pipeline_s = best_seconds((leak_checks, plain_finds, lambda: pipeline(fixes)), rounds)
     records_per_s = count / pipeline_s
     return {
         "privacy_leakcheck_vs_find": {

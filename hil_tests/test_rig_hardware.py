@@ -4,34 +4,25 @@ the second AT port, SIGKILLs and switch changes; GNSS is observed with ``AT+QGPS
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.rig.loader import load_all, shipped_scenarios_dir
 from agent.rig.module import RealModule, runs_on_hardware
-from agent.testing import wait_until
+from hil_tests.test_daemon_process import simulator
+
+__all__ = ["simulator"]  # the fixture, used by name
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def module_ports(tmp_path: Path) -> Iterator[dict[str, Path]]:
-    links = {"at": tmp_path / "ttyAT", "nmea": tmp_path / "ttyNMEA", "at2": tmp_path / "ttyAT2"}
-    process = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
-                                "--nmea-pty-link", str(links["nmea"]), "--at2-pty-link", str(links["at2"]),
-                                "--ttff", "1", "--seed", "9"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: all(path.exists() for path in links.values()), 15), "simulator did not start"
-        yield links
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+def module_ports(simulator: dict[str, Path]) -> dict[str, Path]:
+    """The simulator's three ptys stand in for a real module's AT, NMEA and second AT ports."""
+    return simulator
 
 
 def test_the_real_module_observer_reads_gnss_and_identifiers(module_ports: dict[str, Path]) -> None:
