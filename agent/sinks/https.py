@@ -44,6 +44,7 @@ class HttpsSink:
     def _post(self, message: Message) -> int:
         connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s,
                                                  context=self._context)
+        response: http.client.HTTPResponse | None = None
         try:
             connection.request("POST", self._path, body=message.body, headers={
                 "Content-Type": "application/json",
@@ -58,6 +59,10 @@ class HttpsSink:
         except (OSError, http.client.HTTPException) as exc:
             raise SinkUnavailable(f"the HTTPS POST failed: {type(exc).__name__}", sink=self.name) from exc
         finally:
+            # The response holds the TLS socket through its own file object: closing only the connection would
+            # leave the descriptor open until garbage collection whenever reading the answer failed half-way.
+            if response is not None:
+                response.close()
             connection.close()
 
 
