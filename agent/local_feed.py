@@ -24,9 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +33,7 @@ from agent.errors import StoreError
 from agent.ledger import Ledger
 from agent.model import Clock, Fix
 from agent.nmea.writer import FeedEpoch, sentences
+from agent.pipeline import Access
 from agent.privacy.coarsen import Coarsener, bucket_time, decimals_for
 from agent.privacy.deidentify import UERE_M
 from agent.privacy.gate import Decision
@@ -106,15 +105,6 @@ class Output(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-@dataclass
-class _Access:
-    window_ms: int
-    count: int = 0
-    first_ms: int = 0
-    last_ms: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-
-
 class AccessLog:
     """One ``fix_access`` ledger record per access window of the local purpose: epochs served, refusals."""
 
@@ -122,7 +112,7 @@ class AccessLog:
         self._ledger = ledger
         self._purpose = purpose
         self._window_ms = max(purpose.time_bucket_s, MIN_ACCESS_WINDOW_S) * 1000
-        self._current: _Access | None = None
+        self._current: Access | None = None
 
     def served(self, now_ms: int) -> None:
         access = self._at(now_ms)
@@ -133,12 +123,12 @@ class AccessLog:
     def refused(self, now_ms: int, rule: str) -> None:
         self._at(now_ms).refused[rule] += 1
 
-    def _at(self, now_ms: int) -> _Access:
+    def _at(self, now_ms: int) -> Access:
         window = now_ms - now_ms % self._window_ms
-        if self._current is not None and self._current.window_ms != window:
+        if self._current is not None and self._current.bucket_ms != window:
             self.flush()
         if self._current is None:
-            self._current = _Access(window_ms=window)
+            self._current = Access(bucket_ms=window)
         return self._current
 
     def flush(self) -> None:
@@ -148,7 +138,7 @@ class AccessLog:
         purpose = self._purpose
         fields: dict[str, Any] = {"purpose": purpose.name, "reader": READER, "count": access.count,
                                   "first_ms": access.first_ms, "last_ms": access.last_ms,
-                                  "bucket_ms": access.window_ms, "grid_m": purpose.grid_m,
+                                  "bucket_ms": access.bucket_ms, "grid_m": purpose.grid_m,
                                   "time_bucket_s": purpose.time_bucket_s, "fields": list(purpose.fields),
                                   "refused": dict(sorted(access.refused.items()))}
         try:

@@ -74,8 +74,9 @@ _DAILY_CAP = "This pseudonym reached the purpose's points-per-day cap."
 
 
 @dataclass
-class _Access:
-    """Location accesses of one purpose within one time bucket, written as one ledger record."""
+class Access:
+    """Location accesses of one purpose within one time bucket (``bucket_ms``, its start), written as one
+    ``fix_access`` ledger record; the local feed counts its windows with it too."""
 
     bucket_ms: int
     count: int = 0
@@ -106,7 +107,7 @@ class Pipeline:
         self.decisions = DecisionLog()
         self.leak_check = LeakCheck([])
         self._set_secret(secret)
-        self._access: dict[str, _Access] = {}
+        self._access: dict[str, Access] = {}
         self._last_bucket: dict[str, int] = {}
         self.queued = 0
         self.blocked = 0
@@ -178,7 +179,7 @@ class Pipeline:
         self.on_queued()
         return verdicts
 
-    def _access_of(self, purpose_name: str, now_ms: int) -> _Access:
+    def _access_of(self, purpose_name: str, now_ms: int) -> Access:
         purpose = self.policy.purpose(purpose_name)
         bucket_ms = now_ms - now_ms % ((purpose.time_bucket_s if purpose else 900) * 1000)
         current = self._access.get(purpose_name)
@@ -186,7 +187,7 @@ class Pipeline:
             self._write_access(purpose_name, current)
             current = None
         if current is None:
-            current = self._access[purpose_name] = _Access(bucket_ms=bucket_ms)
+            current = self._access[purpose_name] = Access(bucket_ms=bucket_ms)
         return current
 
     def _note_access(self, purpose: Purpose, now_ms: int) -> None:
@@ -195,7 +196,7 @@ class Pipeline:
         access.first_ms = access.first_ms or now_ms
         access.last_ms = now_ms
 
-    def _write_access(self, purpose_name: str, access: _Access) -> None:
+    def _write_access(self, purpose_name: str, access: Access) -> None:
         purpose = self.policy.purpose(purpose_name)
         fields: dict[str, Any] = {"purpose": purpose_name, "count": access.count, "first_ms": access.first_ms,
                                   "last_ms": access.last_ms, "bucket_ms": access.bucket_ms,
