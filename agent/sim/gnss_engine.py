@@ -6,6 +6,7 @@ Its settings live in ``_nv``, the module's non-volatile ``AT+QGPSCFG`` store, wh
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from agent.sim import nmea_out
 from agent.sim.buffers import ModemBuffers
@@ -14,8 +15,28 @@ from agent.sim.results import CommandFailed
 
 MAX_CATCH_UP_S = 30.0  # bursts older than this are not generated after a long pause
 
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A quoted string field of a multi-value key, shown as ``<name>`` in the test form; at most ``max_len``
+    characters, the empty string included (``lbsapn``'s ``""``: no APN)."""
+
+    name: str
+    max_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultiValue:
+    """A key set with several values at once (``"agnssprotocol",<a>,<b>``): every field is given, or none (a
+    read), never some of them; read back and kept as a tuple."""
+
+    fields: tuple[range | Text, ...]
+
+
 # QGPSCFG keys: allowed values (the EG25-G ``AT+QGPSCFG=?`` capture) and factory defaults (reference 1.6).
-CfgValues = tuple[str, ...] | tuple[int, ...] | range
+CfgValues = tuple[str, ...] | tuple[int, ...] | range | MultiValue
+CfgValue = str | int | tuple[str | int, ...]  # one key's setting; a tuple for a MultiValue key
 CFG_VALUES: dict[str, CfgValues] = {
     "outport": ("none", "usbnmea", "uartdebug"),
     "nmeasrc": range(0, 2),
@@ -32,7 +53,7 @@ CFG_VALUES: dict[str, CfgValues] = {
     "suplver": range(1, 3),
     "fixfreq": (1, 2, 5, 10),
 }
-CFG_DEFAULTS: dict[str, str | int] = {
+CFG_DEFAULTS: dict[str, CfgValue] = {
     "outport": "usbnmea",
     "nmeasrc": 0,
     "gpsnmeatype": 31,
@@ -56,7 +77,7 @@ class GnssEngine(ModemBuffers):
     ttff_s: float
     _sky: tuple[Satellite, ...]
     _track: Track
-    _nv: dict[str, str | int]
+    _nv: dict[str, CfgValue]
     _cfg_values: dict[str, CfgValues]  # the QGPSCFG keys this model knows, and their allowed values
     _gnss_on: bool
     _gnss_on_at: float
@@ -65,6 +86,7 @@ class GnssEngine(ModemBuffers):
     _xtra: int  # AT+QGPSXTRA: assistance downloads enabled
     _suplurl: str  # AT+QGPSSUPLURL: the SUPL server, "NULL" for none
     _emergency_until: float | None  # an emergency (E911) session owns the engine until then
+    _qgps_zero_off: bool  # AT+QGPS=0 turns GNSS off, as on the ASR family (reference 1.2)
 
     def _init_gnss(
         self,
@@ -72,7 +94,9 @@ class GnssEngine(ModemBuffers):
         sky: tuple[Satellite, ...],
         track: Track,
         cfg_values: dict[str, CfgValues] | None = None,
-        cfg_defaults: dict[str, str | int] | None = None,
+        cfg_defaults: dict[str, CfgValue] | None = None,
+        *,
+        qgps_zero_off: bool = False,
     ) -> None:
         self.ttff_s = ttff_s
         self._sky = sky
@@ -86,6 +110,7 @@ class GnssEngine(ModemBuffers):
         self._xtra = 0
         self._suplurl = "NULL"
         self._emergency_until = None
+        self._qgps_zero_off = qgps_zero_off
 
     # ---------------------------------------------------------------------------- the buffers' periodic hooks
 
@@ -120,7 +145,14 @@ class GnssEngine(ModemBuffers):
         return self._now + (boundary - wall)
 
     def _burst_interval(self) -> float:
-        return 1.0 / float(self._nv["fixfreq"])
+        return 1.0 / float(self._cfg_int("fixfreq"))
+
+    def _cfg_int(self, key: str) -> int:
+        """A single-value numeric key; a tuple here would be a profile defect, not a host's mistake."""
+        value = self._nv[key]
+        if not isinstance(value, int):
+            raise TypeError(f"QGPSCFG key {key!r} holds {value!r}, not an integer")
+        return value
 
     def _has_fix(self, when: float) -> bool:
         return self._gnss_on and when >= self._gnss_on_at + self.ttff_s
@@ -146,7 +178,7 @@ class GnssEngine(ModemBuffers):
         wall = self._wall(when)
         point = self._track.at(wall) if self._has_fix(when) else None
         sky_seen = when >= self._gnss_on_at + self.ttff_s / 2
-        mask = int(self._nv["gpsnmeatype"])
+        mask = self._cfg_int("gpsnmeatype")
         for sentence in nmea_out.burst(point, wall, self._sky, mask, sky_seen):
             data = sentence.encode() + b"\r\n"
             if self.faults.garbage_nmea and self._noise.random() < self.faults.garbage_nmea:

@@ -30,8 +30,10 @@ MODELS: dict[str, ModelProfile] = {
     "bg96": ModelProfile("BG96", "BG96MAR02A07M1G", "BG96MAR02A07M1G_01.016.01.016", "86643503"),
     "bg95": ModelProfile("BG95-M3", "BG95M3LAR02A03", "BG95M3LAR02A03_01.012.01.012", "86758304"),
     "rm500q": ModelProfile("RM500Q-GL", "RM500QGLABR11A06M4G", "RM500QGLABR11A06M4G_01.001.01.001", "86681504"),
+    # An ASR/Unisoc module (reference 3); the strings follow the Qualcomm ones' pattern (U).
+    "ec200u": ModelProfile("EC200U", "EC200UCNAAR03A03M08", "EC200UCNAAR03A03M08_01.200.01.200", "86946505"),
 }
-MODEL_ALIASES = {"eg25-g": "eg25", "eg25g": "eg25"}
+MODEL_ALIASES = {"eg25-g": "eg25", "eg25g": "eg25", "ec200u-cn": "ec200u"}
 
 
 def model_profile(model: str) -> ModelProfile:
@@ -113,6 +115,34 @@ def make_identity(profile: ModelProfile, place: Place, rng: random.Random) -> Id
         pcid=rng.randrange(0, 504),
         earfcn=rng.choice((100, 1300, 1850, 2850, 3350, 6300)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPoint:
+    """A Wi-Fi access point near the simulated device, as ``AT+QWIFISCAN`` reports it (reference 3)."""
+
+    bssid: str  # "C2:28:35:00:00:01": upper-case hex, colon-separated
+    rssi: int  # dBm
+    channel: int
+
+
+def make_access_points(rng: random.Random) -> tuple[AccessPoint, ...]:
+    """Three to six access points, strongest first (U: the order a scan reports them in).
+
+    Every BSSID has the locally administered bit set and the group bit clear, as the reference's example
+    ``C2:...`` has: such an address belongs to no vendor, so the made-up ones name no real device. Channels are
+    2.4 GHz ones (U: the scan's band).
+    """
+    count = rng.randint(3, 6)
+    bssids: list[str] = []
+    while len(bssids) < count:
+        octets = [rng.randrange(256) for _ in range(6)]
+        octets[0] = (octets[0] | 0x02) & ~0x01
+        bssid = ":".join(f"{octet:02X}" for octet in octets)
+        if bssid not in bssids:
+            bssids.append(bssid)
+    points = [AccessPoint(bssid, -rng.randint(30, 90), rng.randint(1, 13)) for bssid in bssids]
+    return tuple(sorted(points, key=lambda point: -point.rssi))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ The object holds a re-entrant lock and a condition (``changed``) so that adapter
 handler, the pty server, a test poking the modem) can share it; it starts no thread and does no I/O itself.
 
 It is built in layers, one module each: :mod:`agent.sim.buffers` (ports and the event clock),
-:mod:`agent.sim.gnss_engine` (GNSS), :mod:`agent.sim.power` (resets and boot) and the command table of
-:mod:`agent.sim.handlers`. This module joins them and answers command lines.
+:mod:`agent.sim.gnss_engine` (GNSS), :mod:`agent.sim.power` (resets and boot), :mod:`agent.sim.lookups` (Wi-Fi
+scans and cell lookups) and the command table of :mod:`agent.sim.handlers`. This module joins them and answers
+command lines.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from agent.model import Clock, Fix, SystemClock
 from agent.sim import nmea_out
 from agent.sim.buffers import AT_CHANNELS, CHANNELS, MAX_BUFFER, MAX_LINE, Channel
 from agent.sim.clock import DEFAULT_WALL_START
-from agent.sim.gnss_engine import CFG_DEFAULTS, CFG_VALUES, MAX_CATCH_UP_S
+from agent.sim.gnss_engine import CFG_DEFAULTS, CFG_VALUES, MAX_CATCH_UP_S, CfgValue
 from agent.sim.handlers import Handler, command_table
-from agent.sim.identity import PLACES, make_identity, make_sky, make_track, model_profile
+from agent.sim.identity import PLACES, make_access_points, make_identity, make_sky, make_track, model_profile
+from agent.sim.lookups import Lookups
 from agent.sim.parser import Command, parse_line
 from agent.sim.power import (
     BOOT_S,
@@ -34,7 +36,6 @@ from agent.sim.power import (
     POWER_OFF_S,
     REGISTER_S,
     RESET_AFTER_S,
-    PowerAndBoot,
 )
 from agent.sim.profiles import sim_profile
 from agent.sim.results import CME_TEXT, CommandFailed, error_text
@@ -60,13 +61,15 @@ __all__ = [
     "SimState",
 ]
 
+_WIFI_STREAM = 0xA11CE5  # mixed into the seed for the access points around the device
+
 
 @dataclass(frozen=True, slots=True)
 class SimState:
     """A snapshot of what the hardware really is, for tests and the demo."""
 
     gnss_on: bool
-    cfg: dict[str, str | int]
+    cfg: dict[str, CfgValue]  # a multi-value key (agnssprotocol, lbsapn) as a tuple: (3, 1287)
     echo: dict[str, bool]
     cmee: int
     cfun: int
@@ -80,10 +83,14 @@ class SimState:
     cgreg_mode: int = 0
     supl_url: str = "NULL"
     emergency: bool = False  # an emergency positioning session owns the GNSS engine
+    wifi_scans: int = 0  # AT+QWIFISCAN requests accepted since the simulator started (resets included)
+    agps: int = 0  # AT+QAGPS (ASR models; 0 where the command is missing)
+    lbs_lookups: int = 0  # AT+QLBS requests accepted since the simulator started
 
 
-class SimModem(PowerAndBoot):
-    """A simulated Quectel EC25/EG25/BG96; see the module docstring and ``docs/architecture.md``."""
+class SimModem(Lookups):
+    """A simulated Quectel module (EC25, EG25-G, BG96, BG95, RM500Q, EC200U); see the module docstring and
+    ``docs/architecture.md``."""
 
     def __init__(
         self, model: str = "ec25", seed: int = 0, ttff_s: float = 5.0, clock: Clock | None = None
@@ -99,8 +106,11 @@ class SimModem(PowerAndBoot):
         track = make_track(self.place, rng, DEFAULT_WALL_START)
         self._init_buffers(clock if clock is not None else SystemClock(), seed)
         self.sim_profile = sim_profile(model)
-        self._init_gnss(float(ttff_s), sky, track, self.sim_profile.cfg_values, self.sim_profile.cfg_defaults)
+        self._init_gnss(float(ttff_s), sky, track, self.sim_profile.cfg_values, self.sim_profile.cfg_defaults,
+                        qgps_zero_off=self.sim_profile.qgps_zero_off)
         self._init_power()
+        # Their own stream, so that adding them changed no other seed-derived value.
+        self._init_lookups(make_access_points(random.Random(seed ^ _WIFI_STREAM)), self.sim_profile.agps_default)
         self._table: dict[str, Handler] = {
             name: handler for name, handler in command_table().items() if name not in self.sim_profile.missing
         }
@@ -132,6 +142,9 @@ class SimModem(PowerAndBoot):
                 cgreg_mode=self._cgreg_n,
                 supl_url=self._suplurl,
                 emergency=self._emergency_active(),
+                wifi_scans=self._wifi_scans,
+                agps=self._agps,
+                lbs_lookups=self._lbs_lookups,
             )
 
     def true_position(self) -> Fix:

@@ -7,7 +7,7 @@ Each module of this package contributes the handlers of one area; :func:`command
 
 from __future__ import annotations
 
-from agent.sim.handlers import basic, gnss, network, paths
+from agent.sim.handlers import basic, gnss, lookups, network, paths
 from agent.sim.handlers.types import Handler
 
 __all__ = ["Handler", "command_table"]
@@ -15,4 +15,4 @@ __all__ = ["Handler", "command_table"]
 
 def command_table() -> dict[str, Handler]:
     """Every command the simulated firmware knows, by name (``+QGPS``, ``E``, ``""`` for a bare ``AT``)."""
-    return {**basic.HANDLERS, **network.HANDLERS, **gnss.HANDLERS, **paths.HANDLERS}
+    return {**basic.HANDLERS, **network.HANDLERS, **gnss.HANDLERS, **paths.HANDLERS, **lookups.HANDLERS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent.sim import nmea_out
-from agent.sim.gnss_engine import CfgValues
+from agent.sim.gnss_engine import CfgValue, CfgValues, MultiValue, Text
 from agent.sim.handlers.types import Handler
 from agent.sim.parser import Command
 from agent.sim.power import PowerAndBoot
@@ -22,6 +22,8 @@ def qgps(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
         return ["+QGPS: (1-4),(1-255),(1-1000),(0-1000),(1-65535)"]
     if command.form != "set":
         raise CommandFailed(None)
+    if command.args == ("0",) and modem._qgps_zero_off:
+        return _stop(modem)  # the ASR family's "off" (reference 1.2)
     _check_qgps_args(command.args)
     if modem._emergency_active():
         raise CommandFailed(515)
@@ -34,6 +36,10 @@ def qgps(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
 def qgpsend(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
     if command.form != "exec":
         raise CommandFailed(None)
+    return _stop(modem)
+
+
+def _stop(modem: PowerAndBoot) -> list[str]:
     if not modem._gnss_on:
         raise CommandFailed(505)
     if modem._emergency_active():
@@ -78,14 +84,14 @@ def qgpscfg(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
     if command.form != "set":
         raise CommandFailed(501)
     key = command.args[0].lower()
-    if key not in modem._cfg_values or len(command.args) > 2:
-        raise CommandFailed(501)
-    if len(command.args) == 2:
-        modem._nv[key] = _cfg_value(modem._cfg_values[key], command.args[1])
-        _after_cfg_change(modem, key)
-        return []
-    value = modem._nv[key]
-    return [f'+QGPSCFG: "{key}",' + (f'"{value}"' if isinstance(value, str) else str(value))]
+    allowed = modem._cfg_values.get(key)
+    if allowed is None:
+        raise CommandFailed(501)  # a key this model does not have
+    if len(command.args) == 1:
+        return [f'+QGPSCFG: "{key}",{_show(modem._nv[key])}']
+    modem._nv[key] = _cfg_setting(allowed, command.args[1:])
+    _after_cfg_change(modem, key)
+    return []
 
 
 def _after_cfg_change(modem: PowerAndBoot, key: str) -> None:
@@ -121,7 +127,27 @@ def _check_qgps_args(args: tuple[str, ...]) -> None:
         raise CommandFailed(502)  # only stand-alone mode is supported on most firmwares (reference 1.2)
 
 
-def _cfg_value(allowed: CfgValues, raw: str) -> str | int:
+def _cfg_setting(allowed: CfgValues, raw: tuple[str, ...]) -> CfgValue:
+    """The new setting of a key from its set arguments: all of a multi-value key's fields, or the one value."""
+    if isinstance(allowed, MultiValue):
+        if len(raw) != len(allowed.fields):
+            raise CommandFailed(501)
+        return tuple(_field_value(field, text) for field, text in zip(allowed.fields, raw, strict=True))
+    if len(raw) != 1:
+        raise CommandFailed(501)
+    return _cfg_value(allowed, raw[0])
+
+
+def _field_value(field: range | Text, raw: str) -> str | int:
+    if isinstance(field, Text):
+        # A quote would end the string early in the read-back; control characters have no place in an APN.
+        if len(raw) > field.max_len or '"' in raw or not raw.isprintable():
+            raise CommandFailed(501)
+        return raw
+    return _cfg_value(field, raw)
+
+
+def _cfg_value(allowed: tuple[str, ...] | tuple[int, ...] | range, raw: str) -> str | int:
     if isinstance(allowed, tuple) and allowed and isinstance(allowed[0], str):
         if raw.lower() not in allowed:
             raise CommandFailed(501)
@@ -131,7 +157,18 @@ def _cfg_value(allowed: CfgValues, raw: str) -> str | int:
     return int(raw)
 
 
-def _describe(values: CfgValues) -> str:
+def _show(value: CfgValue) -> str:
+    """A setting as the read form prints it: strings quoted, numbers bare, a tuple's fields comma-joined."""
+    if isinstance(value, tuple):
+        return ",".join(_show(part) for part in value)
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _describe(values: CfgValues | Text) -> str:
+    if isinstance(values, MultiValue):
+        return ",".join(_describe(field) for field in values.fields)
+    if isinstance(values, Text):
+        return f"<{values.name}>"
     if isinstance(values, range):
         return (
             f"({values.start}-{values.stop - 1})"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from agent.sim.lookups import Lookups
 from agent.sim.parser import Command
-from agent.sim.power import PowerAndBoot
 
-Handler = Callable[[PowerAndBoot, str, Command], list[str]]
+# The top layer below SimModem: a handler typed with a lower layer (PowerAndBoot) fits as well.
+Handler = Callable[[Lookups, str, Command], list[str]]
