@@ -9,10 +9,14 @@ outside a change the user asked for, is drift: it is repaired and reported as an
 Off: ``AT+QGPSEND`` (505 = already off), ``autogps`` read and forced to 0 (else GNSS restarts at the next boot),
 ``outport`` read and set to "none" (NMEA stops at the source, whichever port it was routed to: usbnmea, uartnmea,
 auxnmea, cmux*), then every other location path (:mod:`agent.location_paths`): registration URCs downgraded so they
-no longer carry cell IDs (``+CREG``/``+CEREG``/``+CGREG`` n=2 -> 1), XTRA downloads off, no SUPL server,
-network-initiated positioning over the control plane off; then ``AT+QGPS?`` must read 0 and every path must read
-back off or be not present on the model. On: ``outport`` "usbnmea" when an NMEA port is configured (else ``nmeasrc``
-1, for polling), ``AT+QGPS=1`` (504 = already on), then ``AT+QGPS?`` must read 1; the paths are read for status only.
+no longer carry cell IDs (``+CREG``/``+CEREG``/``+CGREG`` n=2 -> 1), assistance downloads off (XTRA, or QAGPS on
+ASR modules), no SUPL server and no APN for it, network-initiated positioning off (user plane, stand-alone mode
+only, no A-GNSS protocol); then ``AT+QGPS?`` must read 0 and every path must read back off or be not present on
+the model. Lookups a program must ask for (Wi-Fi scan, cell lookup) have no setting: the agent never sends them,
+and the supervisor records any of their results it sees.
+
+On: ``outport`` "usbnmea" when an NMEA port is configured (else ``nmeasrc`` 1, for polling), ``AT+QGPS=1`` (504 =
+already on), then ``AT+QGPS?`` must read 1; the paths are read for status only.
 
 Emergency positioning is the declared exception: while an emergency session owns the engine the module answers
 ``+CME ERROR: 515`` ("ended by E911") and GNSS reads on. With ``emergency_allowed`` (the default) that counts as
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.errors import AgentError, CommandError, RemoteProtocolError, TransportError
-from agent.location_paths import LocationPaths, PathValues
+from agent.location_paths import LocationPaths, PathValues, settings_view
 from agent.model import Clock, SystemClock
 from agent.quectel import commands, paths, responses
 from agent.quectel.codes import GnssEndedByE911, GnssSessionNotActive, GnssSessionOngoing
@@ -187,9 +191,14 @@ class Enforcer:
         return True
 
     def _batched(self, parts: list[Any]) -> list[Any]:
-        if len(parts) == 1:
-            return [self._session.execute(parts[0])]
-        return paths.split_batch(self._session.execute(paths.batch(parts)), parts)
+        """Each part's response, from as few lines as the modem's line length allows (one, in practice)."""
+        replies: list[Any] = []
+        for run in paths.batches(parts):
+            if len(run) == 1:
+                replies.append(self._session.execute(run[0]))
+            else:
+                replies += paths.split_batch(self._session.execute(paths.batch(run)), run)
+        return replies
 
     def path_labels(self) -> dict[str, str]:
         """Every location path with its observed state, for status: GNSS and its settings first."""
@@ -200,6 +209,10 @@ class Enforcer:
         autogps = "unknown" if observed.autogps is None else ("off" if observed.autogps == 0 else "on")
         head = {"gnss": gnss, "autogps": autogps, "nmea-outport": observed.outport or "unknown"}
         return {**head, **self._paths.labels(observed.paths)}
+
+    def path_settings(self) -> dict[str, Any] | None:
+        """Each setting of the paths as last read back (``supl-apn``: ``[1, 0, ""]``), for status's detail."""
+        return settings_view(self.observed.paths)
 
     def _stamped(self, observed: Observed) -> Observed:
         return replace(observed, read_at=self._clock.wall(), read_at_mono=self._clock.monotonic())

@@ -6,15 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import AgentError, StoreError
 from agent.incident_hook import IncidentHook
-from agent.incidents import UNAUTHORISED_CONTROL, FloodLimit, wording
+from agent.incidents import LOOKUP_WHILE_OFF, UNAUTHORISED_CONTROL, FloodLimit, wording
 from agent.ledger import Ledger, Record
 from agent.model import Clock
+from agent.quectel.paths import LOOKUP_URCS
 
 log = logging.getLogger("privacy-agent")
+LOOKUP_REASON = "lookup-while-off:"  # + the URC's name: the reconcile reason a lookup's result seen while off gives
+
+
+def lookup_reason(urc_name: str) -> str:
+    return LOOKUP_REASON + urc_name
 
 
 class IncidentLog:
@@ -27,6 +34,7 @@ class IncidentLog:
         self._lock = threading.Lock()
         self.hook: IncidentHook | None = None  # [incidents] command: told of each incident recorded
         self._denied_limit = FloodLimit()  # unauthorised control attempts: a flood must not fill the log
+        self._lookup_limit = FloodLimit()  # a program scanning every second must not fill it either
 
     def list(self, *, since_ms: int | None = None) -> list[dict[str, Any]]:
         """Incidents from the ledger, newest first."""
@@ -64,6 +72,16 @@ class IncidentLog:
             suppressed = self._denied_limit.admit(self._clock.monotonic())
         if suppressed is not None:
             self.record(UNAUTHORISED_CONTROL, uid=uid, suppressed_before=suppressed)
+
+    def record_lookups(self, reasons: Sequence[str], *, desired: str) -> None:
+        """Lookups whose results were seen while off (``lookup-while-off:+QWIFISCAN`` reasons): one incident per
+        kind of lookup, naming the path, never what it found; a flood is counted, not recorded one by one."""
+        for urc in sorted({reason[len(LOOKUP_REASON):] for reason in reasons if reason.startswith(LOOKUP_REASON)}):
+            with self._lock:
+                suppressed = self._lookup_limit.admit(self._clock.monotonic())
+            if suppressed is not None:
+                self.record(LOOKUP_WHILE_OFF, path=LOOKUP_URCS.get(urc, "unknown"), urc=urc, desired=desired,
+                            suppressed_before=suppressed)
 
     def record_hook_failure(self, failure: dict[str, Any]) -> None:
         """The incident hook failed: recorded in the ledger (not as an incident, which would feed the hook)."""

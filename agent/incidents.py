@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 UNAUTHORISED_CONTROL = "unauthorised-control"
+LOOKUP_WHILE_OFF = "lookup-while-off"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ WORDING: dict[str, Wording] = {
         impact="the module may have computed and sent a position for an emergency call",
         action="the event was recorded; uploads stayed under the switch and the policy",
         user_can=_CHECK_INCIDENTS),
+    LOOKUP_WHILE_OFF: Wording(
+        cause="another program made the module run a Wi-Fi scan or a cell lookup while location was off "
+              "(no modem setting turns these off; the agent never sends them)",
+        impact="the program that asked got the nearby access points or a position; the agent kept none of it "
+               "and uploaded nothing (the gate was closed)",
+        action="the results were discarded unread and every path of the switch was read back",
+        user_can="find the program on the module's other AT ports and remove it; privacyctl incidents shows when"),
     UNAUTHORISED_CONTROL: Wording(
         cause="a program without the right to change the agent's state asked to change it",
         impact="none: the request was refused",

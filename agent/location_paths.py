@@ -1,9 +1,12 @@
 """Reading back and turning off the modem's location paths beyond the GNSS engine (for the enforcer).
 
-Which paths a modem has is learnt from its answers: the first read of a path is sent alone, and a query the
-modem rejects as unknown marks the path *not present* (never "off": nothing was read back). Once the present
-paths are known, all of them are read in one concatenated line, one round trip. A batch that fails (the modem
-changed under us) falls back to single reads, which learn the paths again.
+Which settings a modem has is learnt from its answers: the first read of a setting is sent alone, and a query
+the modem rejects as unknown marks it *not present* (never "off": nothing was read back). Once the present
+settings are known, all of them are read in one concatenated line, one round trip. A batch that fails (the modem
+changed under us) falls back to single reads, which learn the settings again.
+
+A lookup (Wi-Fi scan, cell lookup) has no setting: its test form is read once, to learn whether the module has
+it, and is left out of the periodic batch, since a module cannot gain or lose a command without a reboot.
 """
 
 from __future__ import annotations
@@ -17,89 +20,102 @@ from agent.quectel import paths
 from agent.quectel.paths import NOT_PRESENT, PathSpec, Value
 
 Execute = Callable[[Command], Response]
-PathValues = dict[str, Value]  # path name -> value read back, or NOT_PRESENT
+PathValues = dict[str, Value]  # setting name -> value read back, or NOT_PRESENT
+WATCHED = "watched (no off setting)"  # a lookup the module has: never sent by the agent, its results watched
 
 
 @dataclass(frozen=True, slots=True)
 class PathReport:
-    """The paths read back, and what had to be turned off (drift key -> value found)."""
+    """The settings read back, and what had to be turned off (drift key -> value found)."""
 
     values: PathValues
     turned_off: dict[str, Value]
 
 
 class LocationPaths:
-    """Learns which paths a modem has, reads them back and turns the unsafe ones off. One caller at a time."""
+    """Learns which settings a modem has, reads them back and turns the unsafe ones off. One caller at a time."""
 
     def __init__(self, specs: tuple[PathSpec, ...] = paths.PATHS) -> None:
         self._specs = specs
-        self._present: set[str] = set()
+        self._present: dict[str, Value] = {}  # learnt present; a lookup keeps its one read here
         self._absent: set[str] = set()
 
     def forget(self) -> None:
-        """Another modem, or the same one rebooted: learn its paths again."""
+        """Another modem, or the same one rebooted: learn its settings again."""
         self._present.clear()
         self._absent.clear()
 
-    def batch_reads(self) -> list[Command]:
-        """The read-backs of the paths known to be present, for a caller's own batched line."""
-        return [spec.read() for spec in self._specs if spec.name in self._present]
+    def _batched_specs(self) -> list[PathSpec]:
+        return [spec for spec in self._specs if spec.name in self._present and not spec.lookup]
 
-    @property
-    def learnt(self) -> bool:
-        return all(spec.name in self._present or spec.name in self._absent for spec in self._specs)
+    def batch_reads(self) -> list[Command]:
+        """The read-backs of the settings known to be present, for a caller's own batched line."""
+        return [spec.read() for spec in self._batched_specs()]
 
     def values_from(self, responses: list[Response]) -> PathValues:
         """Parse the responses to :meth:`batch_reads` (split out of a batch), in the same order."""
-        present = [spec for spec in self._specs if spec.name in self._present]
+        present = self._batched_specs()
         values: PathValues = {spec.name: spec.parse(response) for spec, response in zip(present, responses,
                                                                                         strict=True)}
-        values.update({name: NOT_PRESENT for name in self._absent})
-        return values
+        return self._with_remembered(values)
 
     def read(self, execute: Execute) -> PathValues:
-        """Every path's value now. Raises CommandError or TransportError when one cannot be read."""
+        """Every setting's value now. Raises CommandError or TransportError when one cannot be read."""
         values: PathValues = {}
-        present = [spec for spec in self._specs if spec.name in self._present]
+        present = self._batched_specs()
         if len(present) > 1:
             try:
-                parts = [spec.read() for spec in present]
-                for spec, response in zip(present, paths.split_batch(execute(paths.batch(parts)), parts),
-                                          strict=True):
-                    values[spec.name] = spec.parse(response)
+                for run in paths.batches([spec.read() for spec in present]):
+                    specs, present = present[:len(run)], present[len(run):]
+                    for spec, response in zip(specs, paths.split_batch(execute(paths.batch(run)), run),
+                                              strict=True):
+                        values[spec.name] = spec.parse(response)
             except CommandError:
-                self.forget()  # a path went away: learn them again, one by one
-                present = []
+                self.forget()  # a setting went away: learn them again, one by one
+                values = {}
+        values = self._with_remembered(values)
         for spec in self._specs:
             if spec.name not in values:
                 values[spec.name] = self._read_one(spec, execute)
         return values
 
+    def _with_remembered(self, values: PathValues) -> PathValues:
+        """Add what is not read again: lookups (present) and the settings this model lacks."""
+        values.update({name: value for name, value in self._present.items()
+                       if name not in values and self._spec(name).lookup})
+        values.update({name: NOT_PRESENT for name in self._absent})
+        return values
+
     def turn_off(self, execute: Execute, values: PathValues) -> PathReport:
-        """Turn off every present path whose value is unsafe, then read those back."""
+        """Turn off every present setting whose value is unsafe, then read those back."""
         found: dict[str, Value] = {}
         for spec in self._specs:
             value = values[spec.name]
             if value == NOT_PRESENT or spec.off(value):
                 continue
             found[spec.drift_key] = value
-            repair = spec.turn_off
-            if repair is not None:
-                execute(repair())
+            if spec.turn_off is not None:
+                execute(spec.turn_off(value))
                 values[spec.name] = spec.parse(execute(spec.read()))
         return PathReport(values, found)
 
     def all_off(self, values: PathValues) -> bool:
-        """True when every path was read back off or is not present on this model."""
+        """True when every setting was read back off or is not present on this model."""
         return all(self.is_off(spec, values.get(spec.name)) for spec in self._specs)
 
     def labels(self, values: PathValues | None) -> dict[str, str]:
-        """What status shows per path: ``off``, ``on``, a URC mode, ``not present`` or ``unknown``."""
-        return {spec.name: _label(spec, None if values is None else values.get(spec.name)) for spec in self._specs}
+        """What status shows per path: ``off``, ``on``, a URC mode, ``not present``, a watched lookup, or
+        ``unknown``. A path of several settings is off only when each of them is."""
+        return {group: _label([(spec, None if values is None else values.get(spec.name))
+                               for spec in self._specs if spec.group == group])
+                for group in dict.fromkeys(spec.group for spec in self._specs)}
 
     @staticmethod
     def is_off(spec: PathSpec, value: Value | None) -> bool:
         return value is not None and (value == NOT_PRESENT or spec.off(value))
+
+    def _spec(self, name: str) -> PathSpec:
+        return next(spec for spec in self._specs if spec.name == name)
 
     def _read_one(self, spec: PathSpec, execute: Execute) -> Value:
         try:
@@ -108,17 +124,27 @@ class LocationPaths:
             if not paths.is_not_present(exc):
                 raise
             self._absent.add(spec.name)
-            self._present.discard(spec.name)
+            self._present.pop(spec.name, None)
             return NOT_PRESENT
-        self._present.add(spec.name)
+        self._present[spec.name] = value
         return value
 
 
-def _label(spec: PathSpec, value: Value | None) -> str:
-    if value is None:
+def settings_view(values: PathValues | None) -> dict[str, Value | list[int | str]] | None:
+    """Each setting as read back, for status's detail (tuples as lists, so JSON shows them as they are)."""
+    if values is None:
+        return None
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
+def _label(members: list[tuple[PathSpec, Value | None]]) -> str:
+    if any(value is None for _, value in members):
         return "unknown"
-    if value == NOT_PRESENT:
+    present = [(spec, value) for spec, value in members if value != NOT_PRESENT]
+    if not present:
         return NOT_PRESENT
-    if spec.shows_value:
-        return str(value)
-    return "off" if spec.off(value) else "on"
+    if all(spec.lookup for spec, _ in present):
+        return WATCHED
+    if len(members) == 1 and members[0][0].shows_value:
+        return str(members[0][1])
+    return "off" if all(spec.off(value) for spec, value in present if value is not None) else "on"

@@ -20,11 +20,12 @@ from agent.enforcer import Enforcer, Gate, Outcome
 from agent.errors import StateDamaged, StoreError, UsageError
 from agent.guard_link import GuardLink
 from agent.incident_hook import IncidentHook
-from agent.incident_log import IncidentLog
+from agent.incident_log import IncidentLog, lookup_reason
 from agent.ledger import Ledger
 from agent.model import CellInfo, Clock, DeviceIds, Fix, ModemInfo, SystemClock
 from agent.modem_identity import identify
 from agent.nmea_feed import NmeaFeed
+from agent.quectel.urc import UrcKind, classify_urc
 from agent.reconcile_queue import PERIODIC, STOP, ReconcileQueue, Ticket
 from agent.session import CONNECTED, DISCONNECTED, REBOOTED, Session
 from agent.start_state import FAIL_CLOSED, LEDGER, decide, last_switch, ledger_losses
@@ -35,6 +36,7 @@ log = logging.getLogger("privacy-agent")
 
 FULL_RECONCILE_S = 60.0  # the whole off/on sequence (autogps, outport, +CREG) at least this often
 NMEA_WHILE_OFF = "nmea-while-off"
+CELL_URC_WHILE_OFF = "cell-urc-while-off"
 
 
 class Supervisor:
@@ -309,6 +311,7 @@ class Supervisor:
             if guard_problem:
                 outcome = replace(outcome, drift={**outcome.drift, "guard": guard_problem})
         self._last = outcome
+        self.incident_log.record_lookups(reasons, desired=desired.label)
         if outcome.drift:
             self._record_drift(outcome, reasons)
         if outcome.observed.emergency:
@@ -367,8 +370,13 @@ class Supervisor:
             self.request_reconcile(event)
 
     def _on_urc(self, line: str) -> None:
-        # Registration URCs may carry cell IDs: they are never stored or forwarded, only noticed.
-        if line.startswith(("+QGPSURC", "+QIND", "+CPIN")):
+        # Registration URCs may carry cell IDs, a lookup's results access points or a position: never stored or
+        # forwarded, only noticed. Seen while off, they close the gate and trigger a read-back at once.
+        info = classify_urc(line)
+        if not self.desired.location_on and (info.kind is UrcKind.LOOKUP or info.carries_location):
+            self.gate.close()
+            self.request_reconcile(lookup_reason(info.name) if info.kind is UrcKind.LOOKUP else CELL_URC_WHILE_OFF)
+        elif line.startswith(("+QGPSURC", "+QIND", "+CPIN")):
             log.debug("URC: %s", line.split(":", 1)[0])
 
     def _on_nmea_while_off(self) -> None:

@@ -35,6 +35,7 @@ def location_view(desired: Desired, *, gate_open: bool, enforcer: Enforcer, last
         "observed_age_s": None if age is None else round(age, 1),
         "modem_connected": modem_connected,
         "paths": enforcer.path_labels(),
+        "path_settings": enforcer.path_settings(),
     }
 
 

@@ -6,9 +6,9 @@ Every figure is a ratio against a baseline measured in the same run on the same 
 - ``gate_latency``: p99 of ``location off`` (and on) acknowledged = durable in the ledger and gate closed, over 200
   toggles, vs one write+fsync of a record-sized buffer on the same disk (p99). Target <= 2x fsync + 2 ms.
 - ``hardware_off_latency``: median time from ``location off`` to GNSS and every location path read back off on the
-  simulator (``AT+QGPS?`` 0, ``autogps``, ``outport``, ``+CREG``/``+CEREG``/``+CGREG`` modes, XTRA, SUPL,
-  ``agnssprotocol``, Wi-Fi scan presence), vs the sum of bare round trips of those commands, one by one, on the
-  same simulator. Target <= 1.5.
+  simulator (``AT+QGPS?`` 0, ``autogps``, ``outport``, ``+CREG``/``+CEREG``/``+CGREG`` modes, XTRA, QAGPS, the
+  SUPL URL, APN and version, ``plane``, ``agpsposmode``, ``agnssprotocol``, Wi-Fi scan and cell lookup presence),
+  vs the sum of bare round trips of those commands, one by one, on the same simulator. Target <= 1.5.
 - ``periodic_check_round_trips``: AT lines the periodic check sends per run (the batched read-back), against the
   number of read-backs it covers; the ratio is round trips per read-back. Target: one line per check.
 - ``periodic_check_latency``: median time of one periodic check (every path, batched, through the session) vs the
@@ -153,10 +153,13 @@ def gate_latency(toggles: int) -> Result:
             "pass": value <= target}
 
 
-_PATH_READS = [b"AT+CREG?", b"AT+CEREG?", b"AT+CGREG?", b"AT+QGPSXTRA?", b"AT+QGPSSUPLURL?",
-               b'AT+QGPSCFG="agnssprotocol"', b"AT+QWIFISCAN=?"]
+# Every setting an EC25 has, then what it lacks (QAGPS) and the lookups' presence tests.
+_PRESENT_READS = [b"AT+CREG?", b"AT+CEREG?", b"AT+CGREG?", b"AT+QGPSXTRA?", b"AT+QGPSSUPLURL?",
+                  b'AT+QGPSCFG="lbsapn"', b'AT+QGPSCFG="suplver"', b'AT+QGPSCFG="plane"',
+                  b'AT+QGPSCFG="agpsposmode"', b'AT+QGPSCFG="agnssprotocol"']
+_PATH_READS = [*_PRESENT_READS, b"AT+QAGPS?", b"AT+QWIFISCAN=?", b"AT+QLBSCFG=?", b"AT+QCELLLOC=?"]
 _OFF_SEQUENCE = [b"AT+QGPSEND", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PATH_READS, b"AT+QGPS?"]
-_CHECK_READS = [b"AT+QGPS?", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PATH_READS[:-1]]
+_CHECK_READS = [b"AT+QGPS?", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PRESENT_READS]
 
 
 def _bare_off_sequence(name: str, sequence: list[bytes] = _OFF_SEQUENCE, *, gnss_on: bool = True) -> float:

@@ -2,7 +2,9 @@
 repairs it and records an incident, and ``privacyctl location status`` lists the path's observed state.
 
 The real daemon objects, threads, sim:// ports and control socket, on a BG96 profile (it routes NMEA to UART and
-CMUX ports as well) and on a BG95 (no XTRA: reported not present).
+CMUX ports as well), a BG95 (no XTRA: reported not present), an EG25-G (cell lookups) and an EC200U (an ASR
+module: QAGPS assistance and Wi-Fi scans). Lookups have no setting to turn off: their results seen while off are
+recorded, and nothing of them is kept.
 """
 
 from __future__ import annotations
@@ -64,8 +66,12 @@ ROGUES = [
     ("AT+CGREG=2", "cgreg", "cell-urc-cgreg", "1", lambda s: s.cgreg_mode == 1),
     ("AT+QGPSXTRA=1", "xtra", "xtra", "off", lambda s: s.xtra == 0),
     ('AT+QGPSSUPLURL="supl.example.net:7275"', "supl", "supl", "off", lambda s: s.supl_url == "NULL"),
-    ('AT+QGPSCFG="agnssprotocol",7', "ni-positioning", "ni-positioning", "off",
-     lambda s: s.cfg["agnssprotocol"] == 0),
+    ('AT+QGPSCFG="lbsapn",1,3,"internet"', "lbsapn", "supl", "off", lambda s: s.cfg["lbsapn"] == (1, 3, "")),
+    ('AT+QGPSCFG="agnssprotocol",7,1287', "agnssprotocol", "ni-positioning", "off",
+     lambda s: s.cfg["agnssprotocol"] == (0, 0)),
+    ('AT+QGPSCFG="plane",2', "plane", "ni-positioning", "off", lambda s: s.cfg["plane"] == 0),
+    ('AT+QGPSCFG="agpsposmode",4294967295', "agpsposmode", "ni-positioning", "off",
+     lambda s: s.cfg["agpsposmode"] == 1),
     ('AT+QGPSCFG="outport","uartnmea"', "outport", "nmea-outport", "none", lambda s: s.cfg["outport"] == "none"),
     ('AT+QGPSCFG="outport","cmux3"', "outport", "nmea-outport", "none", lambda s: s.cfg["outport"] == "none"),
 ]
@@ -86,11 +92,64 @@ def test_a_rogue_re_enabling_a_path_is_repaired_and_recorded(start_agent: Callab
     assert found[0]["repaired"] is True
 
 
+def test_an_asr_modules_assistance_switch_is_repaired_and_recorded(start_agent: Callable[[str], RunningAgent]
+                                                                 ) -> None:
+    running = start_agent("ec200u")
+    assert checked_paths(running)["agps"] == "off" and running.modem.state.agps == 0
+    running.rogue("AT+QAGPS=1")
+    assert wait_until(lambda: running.modem.state.agps == 1, timeout_s=2)
+    assert checked_paths(running)["agps"] == "off" and running.modem.state.agps == 0
+    found = incidents(running)[0]
+    assert found["kind"] == "drift" and found["found"] == {"agps": 1} and found["repaired"] is True
+
+
+def ledger_bytes(running: RunningAgent) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(running.state_dir.rglob("*")) if path.is_file())
+
+
+@pytest.mark.parametrize(("model", "line", "path", "urc"), [
+    ("ec200u", "AT+QWIFISCAN", "wifi-scan", "+QWIFISCAN"),
+    ("eg25", "AT+QLBS", "cell-lookup", "+QLBS"),
+])
+def test_a_lookup_run_by_another_program_while_off_is_recorded_and_nothing_of_it_kept(
+        start_agent: Callable[[str], RunningAgent], model: str, line: str, path: str, urc: str) -> None:
+    running = start_agent(model)
+    assert checked_paths(running)[path] == "watched (no off setting)"
+    running.rogue(line)
+    assert wait_until(lambda: any(item["kind"] == "lookup-while-off" for item in incidents(running)), timeout_s=10)
+    found = next(item for item in incidents(running) if item["kind"] == "lookup-while-off")
+    assert found["path"] == path and found["urc"] == urc and found["desired"] == "off"
+    state = running.modem.state
+    assert (state.wifi_scans if path == "wifi-scan" else state.lbs_lookups) == 1
+    kept = ledger_bytes(running)
+    for point in running.modem.wifi_access_points:  # what a scan found never reaches the agent's files
+        assert point.bssid.encode() not in kept and point.bssid.replace(":", "").encode() not in kept
+    true = running.modem.true_position()
+    assert f"{true.lat:.4f}".encode() not in kept and f"{true.lon:.4f}".encode() not in kept
+    code, printed = privacyctl(running, "--json", "location", "status")
+    assert code == 0 and json.loads(printed)["gate"] == "closed"
+
+
+def test_a_location_bearing_registration_urc_while_off_triggers_the_repair_at_once(
+        start_agent: Callable[[str], RunningAgent]) -> None:
+    """The reconcile interval is 30 s here: only the URC itself can make the agent act within seconds."""
+    running = start_agent("bg96")
+    checked_paths(running)
+    before = len(incidents(running))
+    for line in ("AT+CREG=2", "AT+CFUN=4", "AT+CFUN=1"):  # re-registering sends +CREG: 1,"<lac>","<ci>",7
+        running.rogue(line)
+    assert wait_until(lambda: len(incidents(running)) > before, timeout_s=10)
+    found = incidents(running)[0]
+    assert found["kind"] == "drift" and found["found"].get("creg") == 2
+    assert "cell-urc-while-off" in found["trigger"] and running.modem.state.creg_mode == 1
+
+
 def test_status_lists_every_path_and_a_missing_one_is_not_present(start_agent: Callable[[str], RunningAgent]) -> None:
     running = start_agent("bg95")
     paths = checked_paths(running)
     assert paths["xtra"] == "not present" and paths["wifi-scan"] == "not present"
     assert paths["gnss"] == "off" and paths["supl"] == "off" and paths["ni-positioning"] == "off"
+    assert paths["agps"] == "not present" and paths["cell-lookup"] == "not present"
     code, plain = privacyctl(running, "location", "status")
     assert code == 0
     line = next(text for text in plain.splitlines() if text.startswith("Paths:"))
@@ -119,7 +178,10 @@ def test_while_off_the_agent_runs_no_location_lookup(start_agent: Callable[[str]
     assert wait_until(lambda: running.modem.state.booted and running.modem.state.registered, timeout_s=10)
     assert wait_until(lambda: running.request("location.status", check=True)["enforced"], timeout_s=15)
     sent = [text.upper() for channel, text in running.modem.commands if channel == "at"]
-    lookups = ("+QENG", "+QCELLLOC", "+QLBS", "+QGPSLOC", "+QGPSGNMEA")
-    assert not [text for text in sent if any(name in text for name in lookups)]
-    assert all(text.endswith("+QWIFISCAN=?") for text in sent if "+QWIFISCAN" in text)  # presence only, no scan
-    assert any("+QWIFISCAN=?" in text for text in sent)
+    lookups = ("+QENG", "+QCELLLOC", "+QLBS", "+QWIFISCAN", "+QGPSLOC", "+QGPSGNMEA")
+    parts = [part for text in sent for part in text.split(";")]
+    ran = [part for part in parts if any(name in part for name in lookups) and not part.endswith("=?")]
+    assert not ran  # only the test forms (is the command there at all?), never a lookup itself
+    tested = {part for part in parts if part.endswith("=?")}
+    assert {"AT+QWIFISCAN=?", "AT+QLBSCFG=?", "AT+QCELLLOC=?"} <= tested
+    assert running.modem.state.wifi_scans == running.modem.state.lbs_lookups == 0

@@ -53,19 +53,40 @@ def rogue(modem: SimModem, line: str) -> None:
     assert modem.read("at2", 1 << 20).endswith(b"OK\r\n"), line
 
 
-@pytest.mark.parametrize("model", sorted(PROFILES))
+QUALCOMM = sorted(key for key in PROFILES if key != "ec200u")
+
+
+@pytest.mark.parametrize("model", QUALCOMM)
 def test_off_turns_every_present_path_off_and_reads_it_back(model: str) -> None:
     modem, _, enforcer, gate = make(model)
     rogue(modem, 'AT+QGPSSUPLURL="supl.example.net:7275"')
     outcome = enforcer.reconcile(False)
     assert outcome.enforced and not gate.is_open
     state = modem.state
-    assert state.supl_url == "NULL" and state.cfg["agnssprotocol"] == 0 and state.cfg["outport"] == "none"
+    assert state.supl_url == "NULL" and state.cfg["agnssprotocol"] == (0, 0) and state.cfg["outport"] == "none"
+    assert state.cfg["plane"] != 2 and state.cfg["agpsposmode"] == 1 and state.cfg["lbsapn"][2] == ""
     labels = enforcer.path_labels()
     assert labels["gnss"] == "off" and labels["supl"] == "off" and labels["ni-positioning"] == "off"
-    assert labels["wifi-scan"] == "not present"
+    assert labels["wifi-scan"] == "not present" and labels["agps"] == "not present"
     assert labels["xtra"] == ("not present" if model == "bg95" else "off")
+    assert labels["cell-lookup"] == ("watched (no off setting)" if model == "eg25" else "not present")
+    assert enforcer.path_settings()["ni-protocols"] == [0, 0]  # type: ignore[index]
     assert outcome.drift == {}  # factory defaults met for the first time are repaired, not incidents
+
+
+def test_an_asr_module_turns_its_assistance_off_and_watches_its_lookups() -> None:
+    modem, _, enforcer, gate = make("ec200u")
+    assert modem.state.agps == 1
+    outcome = enforcer.reconcile(False)
+    assert outcome.enforced and not gate.is_open and modem.state.agps == 0
+    labels = enforcer.path_labels()
+    assert labels["agps"] == "off" and labels["wifi-scan"] == "watched (no off setting)"
+    assert labels["cell-lookup"] == "watched (no off setting)"
+    assert labels["xtra"] == labels["supl"] == labels["ni-positioning"] == "not present"
+    assert enforcer.check(False)
+    rogue(modem, "AT+QAGPS=1")
+    assert not enforcer.check(False)
+    assert enforcer.reconcile(False).drift == {"agps": 1} and modem.state.agps == 0
 
 
 @pytest.mark.parametrize(("line", "key", "repaired"), [
@@ -74,11 +95,14 @@ def test_off_turns_every_present_path_off_and_reads_it_back(model: str) -> None:
     ("AT+CGREG=2", "cgreg", lambda s: s.cgreg_mode == 1),
     ("AT+QGPSXTRA=1", "xtra", lambda s: s.xtra == 0),
     ('AT+QGPSSUPLURL="supl.example.net"', "supl", lambda s: s.supl_url == "NULL"),
-    ('AT+QGPSCFG="agnssprotocol",5', "ni-positioning", lambda s: s.cfg["agnssprotocol"] == 0),
+    ('AT+QGPSCFG="lbsapn",2,3,"internet"', "lbsapn", lambda s: s.cfg["lbsapn"] == (2, 3, "")),
+    ('AT+QGPSCFG="plane",2', "plane", lambda s: s.cfg["plane"] == 0),
+    ('AT+QGPSCFG="agpsposmode",4294967295', "agpsposmode", lambda s: s.cfg["agpsposmode"] == 1),
+    ('AT+QGPSCFG="agnssprotocol",0,4', "agnssprotocol", lambda s: s.cfg["agnssprotocol"] == (0, 0)),
 ])
 def test_a_rogue_re_enabling_a_path_fails_the_check_and_is_repaired_as_drift(line: str, key: str,
                                                                               repaired: object) -> None:
-    modem, _session, enforcer, _ = make("ec25")
+    modem, _session, enforcer, _ = make("eg25")
     assert enforcer.reconcile(False).enforced
     assert enforcer.check(False)
     rogue(modem, line)
@@ -89,17 +113,28 @@ def test_a_rogue_re_enabling_a_path_fails_the_check_and_is_repaired_as_drift(lin
     assert enforcer.check(False)
 
 
+def test_a_rogue_changing_the_supl_version_is_shown_not_repaired() -> None:
+    modem, _, enforcer, _ = make("ec25")
+    assert enforcer.reconcile(False).enforced
+    rogue(modem, 'AT+QGPSCFG="suplver",2')
+    assert enforcer.check(False)  # no version turns SUPL on: the URL is what does
+    assert enforcer.path_settings()["supl-version"] == 2  # type: ignore[index]
+
+
 def test_the_periodic_check_is_one_batched_read_back_of_every_present_path() -> None:
-    _modem, session, enforcer, _ = make("ec25")
+    _modem, session, enforcer, _ = make("eg25")
     enforcer.reconcile(False)
     session.sent.clear()
     assert enforcer.check(False)
     assert len(session.sent) == 1
     line = session.sent[0]
     for part in ("+QGPS?", '+QGPSCFG="autogps"', '+QGPSCFG="outport"', "+CREG?", "+CEREG?", "+CGREG?",
-                 "+QGPSXTRA?", "+QGPSSUPLURL?", '+QGPSCFG="agnssprotocol"'):
+                 "+QGPSXTRA?", "+QGPSSUPLURL?", '+QGPSCFG="lbsapn"', '+QGPSCFG="suplver"', '+QGPSCFG="plane"',
+                 '+QGPSCFG="agpsposmode"', '+QGPSCFG="agnssprotocol"'):
         assert part in line
     assert "QWIFISCAN" not in line  # not present on this model: never batched (it would fail the line)
+    assert "QLBSCFG" not in line  # a lookup the module has: learnt once, never re-read
+    assert len(line) <= 256
 
 
 def test_bg95_batch_leaves_out_the_missing_xtra() -> None:
@@ -184,3 +219,15 @@ def test_while_on_a_path_that_cannot_be_read_is_unknown_and_location_still_turns
     outcome = enforcer.reconcile(True, user_change=True)
     assert outcome.enforced and gate.is_open
     assert set(enforcer.path_labels().values()) >= {"unknown"} and enforcer.path_labels()["supl"] == "unknown"
+
+
+def test_a_long_batch_is_cut_into_lines_the_modem_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.quectel import paths
+
+    _modem, session, enforcer, _ = make("eg25")
+    enforcer.reconcile(False)
+    monkeypatch.setattr(paths, "MAX_BATCH_LINE", 80)
+    monkeypatch.setattr(paths.batches, "__defaults__", (80,))
+    session.sent.clear()
+    assert enforcer.check(False)
+    assert len(session.sent) > 1 and all(len(line) <= 80 for line in session.sent)

@@ -153,3 +153,25 @@ def test_the_shipped_example_documents_the_incidents_table() -> None:
     assert set(raw["incidents"]) == set(_SCHEMA["incidents"])
     config = parse_config({"modem": {"port": "sim://ec25"}, **raw})
     assert config.incidents is not None and config.incidents.command[0].startswith("/")
+
+
+def test_lookups_seen_while_off_are_one_incident_per_kind_and_a_flood_is_counted(tmp_path: Path) -> None:
+    from agent.incident_log import IncidentLog, lookup_reason
+    from agent.ledger import Ledger
+    from agent.sim import ManualClock
+
+    clock = ManualClock()
+    with Ledger.open(tmp_path / "ledger") as ledger:
+        incidents = IncidentLog(ledger, clock)
+        wifi, lbs = lookup_reason("+QWIFISCAN"), lookup_reason("+QLBS")
+        incidents.record_lookups(["periodic", wifi, wifi, lbs], desired="off")
+        first = incidents.list()
+        assert [(item["kind"], item["path"], item["urc"]) for item in first] == [
+            ("lookup-while-off", "wifi-scan", "+QWIFISCAN"), ("lookup-while-off", "cell-lookup", "+QLBS")]
+        assert not any("C2:28" in json.dumps(item) for item in first)  # what it found is never there to keep
+        for _ in range(20):
+            incidents.record_lookups([wifi], desired="off")
+        assert len(incidents.list()) == 5  # the flood limit's burst, then counted
+        clock.advance(61.0)
+        incidents.record_lookups([wifi], desired="off")
+        assert incidents.list()[0]["suppressed_before"] == 17

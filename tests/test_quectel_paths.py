@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +34,11 @@ def failed(command: Command, text: str) -> Response:
         (paths.qgpssuplurl_read(), "AT+QGPSSUPLURL?", "+QGPSSUPLURL"),
         (paths.qgpssuplurl_set("NULL"), 'AT+QGPSSUPLURL="NULL"', "+QGPSSUPLURL"),
         (paths.qwifiscan_test(), "AT+QWIFISCAN=?", "+QWIFISCAN"),
+        (paths.qagps_read(), "AT+QAGPS?", "+QAGPS"),
+        (paths.qagps_set(False), "AT+QAGPS=0", "+QAGPS"),
+        (paths.qlbscfg_test(), "AT+QLBSCFG=?", "+QLBSCFG"),
+        (paths.qcellloc_test(), "AT+QCELLLOC=?", "+QCELLLOC"),
+        (paths.lbsapn_set((3, 2, "internet"), ""), 'AT+QGPSCFG="lbsapn",3,2,""', "+QGPSCFG"),
     ],
 )
 def test_builders_write_the_exact_text(command: Command, text: str, prefix: str) -> None:
@@ -42,6 +49,13 @@ def test_builders_write_the_exact_text(command: Command, text: str, prefix: str)
 def test_a_supl_url_that_could_break_the_line_is_refused(url: object) -> None:
     with pytest.raises(UsageError):
         paths.qgpssuplurl_set(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("current", "apn"), [((1, 0), ""), ((1, "0", ""), ""), ("1,0,", ""), ((1, 0, ""), 'a"b'),
+                                              ((1, 0, ""), "a;b"), ((1, 0, ""), "x" * 100)])
+def test_lbsapn_refuses_what_was_not_read_back_or_could_break_the_line(current: object, apn: str) -> None:
+    with pytest.raises(UsageError):
+        paths.lbsapn_set(current, apn)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", [3, -1, True, "1"])
@@ -93,7 +107,19 @@ def test_parsers_read_values_and_refuse_malformed_replies() -> None:
             paths.parse_qgpsxtra(ok(paths.qgpsxtra_read(), bad))
     with pytest.raises(RemoteProtocolError):
         paths.parse_cfg_int(ok(cfg, '+QGPSCFG: "agnssprotocol","x"'))
-    assert paths.parse_wifiscan_test(ok(paths.qwifiscan_test(), "+QWIFISCAN: (4000-255000)")) == "present"
+    assert paths.parse_present(ok(paths.qwifiscan_test(), "+QWIFISCAN: (4000-255000)")) == "present"
+    assert paths.parse_qagps(ok(paths.qagps_read(), "+QAGPS: 1")) == 1
+    agnss = commands.qgpscfg_read("agnssprotocol")
+    assert paths.parse_agnssprotocol(ok(agnss, '+QGPSCFG: "agnssprotocol",3,1287')) == (3, 1287)
+    for bad in ('+QGPSCFG: "agnssprotocol",3', '+QGPSCFG: "agnssprotocol",256,0', '+QGPSCFG: "agnssprotocol",1,"x"'):
+        with pytest.raises(RemoteProtocolError):
+            paths.parse_agnssprotocol(ok(agnss, bad))
+    apn = commands.qgpscfg_read("lbsapn")
+    assert paths.parse_lbsapn(ok(apn, '+QGPSCFG: "lbsapn",1,0,"internet"')) == (1, 0, "internet")
+    assert paths.parse_lbsapn(ok(apn, '+QGPSCFG: "lbsapn",1,0')) == (1, 0, "")  # no APN set: none shown
+    for bad in ('+QGPSCFG: "lbsapn",1', '+QGPSCFG: "lbsapn","a",0,""', '+QGPSCFG: "lbsapn",1,0,"",9'):
+        with pytest.raises(RemoteProtocolError):
+            paths.parse_lbsapn(ok(apn, bad))
 
 
 @pytest.mark.parametrize(("text", "absent"), [
@@ -110,27 +136,60 @@ def test_a_busy_modem_is_not_a_missing_path() -> None:
     assert isinstance(busy, GnssBusy) and isinstance(busy, CmeError) and not paths.is_not_present(busy)
 
 
-@pytest.mark.parametrize("spec", paths.PATHS, ids=lambda spec: spec.name)
-def test_every_repair_reads_back_as_off(spec: paths.PathSpec) -> None:
-    if spec.turn_off is None:
-        assert not spec.off("present")  # a path that cannot be switched off is never called off
-        return
-    repair = spec.turn_off()
-    assert repair.text.startswith("AT+") and spec.read().prefix == repair.prefix
-
-
 SAFE_REPLIES = {"cell-urc-creg": "+CREG: 1,1", "cell-urc-cereg": "+CEREG: 0,1", "cell-urc-cgreg": "+CGREG: 1,1",
-                "xtra": "+QGPSXTRA: 0", "supl": '+QGPSSUPLURL: "NULL"',
-                "ni-positioning": '+QGPSCFG: "agnssprotocol",0'}
+                "xtra": "+QGPSXTRA: 0", "agps": "+QAGPS: 0", "supl-url": '+QGPSSUPLURL: "NULL"',
+                "supl-apn": '+QGPSCFG: "lbsapn",1,0,""', "ni-plane": '+QGPSCFG: "plane",1',
+                "ni-posmode": '+QGPSCFG: "agpsposmode",1', "ni-protocols": '+QGPSCFG: "agnssprotocol",0,0'}
 UNSAFE_REPLIES = {"cell-urc-creg": '+CREG: 2,1,"2D0D","1A2B3C4",7', "cell-urc-cereg": "+CEREG: 4,1",
-                  "cell-urc-cgreg": '+CGREG: 2,1,"2D0D","1A2B3C4"', "xtra": "+QGPSXTRA: 1",
-                  "supl": '+QGPSSUPLURL: "supl.example.net:7275"', "ni-positioning": '+QGPSCFG: "agnssprotocol",3'}
+                  "cell-urc-cgreg": '+CGREG: 2,1,"2D0D","1A2B3C4"', "xtra": "+QGPSXTRA: 1", "agps": "+QAGPS: 1",
+                  "supl-url": '+QGPSSUPLURL: "supl.example.net:7275"',
+                  "supl-apn": '+QGPSCFG: "lbsapn",1,3,"internet"', "ni-plane": '+QGPSCFG: "plane",2',
+                  "ni-posmode": '+QGPSCFG: "agpsposmode",4294967295',
+                  "ni-protocols": '+QGPSCFG: "agnssprotocol",0,4'}
 
 
-@pytest.mark.parametrize("spec", [spec for spec in paths.PATHS if spec.name in SAFE_REPLIES], ids=lambda s: s.name)
-def test_each_path_tells_off_from_on(spec: paths.PathSpec) -> None:
+def test_every_setting_with_a_repair_is_told_off_from_on_and_the_rest_never_turn_unsafe() -> None:
+    with_repair = {spec.name for spec in paths.PATHS if spec.turn_off is not None}
+    assert with_repair == set(SAFE_REPLIES) == set(UNSAFE_REPLIES)
+    for spec in paths.PATHS:
+        if spec.turn_off is None:  # a version or a lookup: nothing about it to switch off
+            assert spec.off(2) and spec.off("present")
+
+
+@pytest.mark.parametrize("spec", [spec for spec in paths.PATHS if spec.turn_off is not None], ids=lambda s: s.name)
+def test_each_path_tells_off_from_on_and_its_repair_targets_it(spec: paths.PathSpec) -> None:
+    unsafe = spec.parse(ok(spec.read(), UNSAFE_REPLIES[spec.name]))
     assert spec.off(spec.parse(ok(spec.read(), SAFE_REPLIES[spec.name])))
-    assert not spec.off(spec.parse(ok(spec.read(), UNSAFE_REPLIES[spec.name])))
+    assert not spec.off(unsafe)
+    assert spec.turn_off is not None
+    repair = spec.turn_off(unsafe)
+    assert repair.text.startswith("AT+") and repair.prefix == spec.read().prefix and "=" in repair.text
+
+
+def test_the_control_plane_and_every_assisted_mode_are_unsafe() -> None:
+    plane, posmode = (next(spec for spec in paths.PATHS if spec.name == name) for name in ("ni-plane", "ni-posmode"))
+    assert [plane.off(value) for value in (0, 1, 2)] == [True, True, False]
+    assert posmode.off(0) and posmode.off(1)
+    assert not any(posmode.off(1 | 1 << bit) for bit in range(1, 32))  # any assisted mode bit
+
+
+def test_each_group_is_named_once_in_status_order() -> None:
+    assert paths.GROUPS == ("cell-urc-creg", "cell-urc-cereg", "cell-urc-cgreg", "xtra", "agps", "supl",
+                            "ni-positioning", "wifi-scan", "cell-lookup")
+    assert set(paths.LOOKUP_URCS.values()) == {spec.group for spec in paths.PATHS if spec.lookup}
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.sampled_from(["autogps", "outport", "agnssprotocol", "lbsapn", "plane", "agnssjammingurcmode"]),
+                     max_size=30),
+       limit=st.integers(min_value=20, max_value=300))
+def test_batches_keep_order_and_each_line_within_the_limit(keys: list[str], limit: int) -> None:
+    parts = [commands.qgpscfg_read(key) for key in keys]
+    runs = paths.batches(parts, limit)
+    assert [part for run in runs for part in run] == parts
+    for run in runs:
+        assert len(run) == 1 or len(paths.batch(run).text) <= limit
+    assert all(len(paths.batch(a + b[:1]).text) > limit for a, b in itertools.pairwise(runs))
 
 
 _KEYS = st.sampled_from(["autogps", "outport", "agnssprotocol", "nmeasrc", "plane"])

@@ -26,6 +26,10 @@ from agent.quectel.urc import UrcInfo, UrcKind, classify_urc
         ("POWERED DOWN", UrcKind.POWERED_DOWN, "POWERED DOWN"),
         ("NORMAL POWER DOWN", UrcKind.POWERED_DOWN, "NORMAL POWER DOWN"),
         ('+QGPSURC: "xtradataexpire",0,"2026/11/29,04:00:00"', UrcKind.GNSS, "+QGPSURC"),
+        ('+QWIFISCAN: (-,-,-35,"C2:28:35:00:00:01",1)', UrcKind.LOOKUP, "+QWIFISCAN"),  # reference 3
+        ("+QWIFISCAN: TIMEOUT", UrcKind.LOOKUP, "+QWIFISCAN"),
+        ("+QLBS: 0,31.845372,117.198780,550", UrcKind.LOOKUP, "+QLBS"),
+        ("+QCELLLOC: 117.198780,31.845372", UrcKind.LOOKUP, "+QCELLLOC"),
         ("RING", UrcKind.OTHER, ""),
         ("+QSIMSTAT: 1,0", UrcKind.OTHER, "+QSIMSTAT"),
         ("", UrcKind.OTHER, ""),

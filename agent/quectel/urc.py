@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from agent.at import plus_prefix
 from agent.errors import RemoteProtocolError
+from agent.quectel.paths import LOOKUP_URCS
 from agent.quectel.responses import Registration, parse_cereg, parse_cgreg, parse_creg
 
 
@@ -21,6 +22,7 @@ class UrcKind(enum.Enum):
     POWERED_DOWN = "powered_down"  # POWERED DOWN, NORMAL POWER DOWN
     REGISTRATION = "registration"  # +CREG, +CEREG, +CGREG (may carry cell location)
     GNSS = "gnss"  # +QGPSURC
+    LOOKUP = "lookup"  # +QWIFISCAN, +QLBS, +QCELLLOC: a Wi-Fi scan's or cell lookup's results
     OTHER = "other"
 
 
@@ -87,4 +89,6 @@ def classify_urc(line: str) -> UrcInfo:
         return UrcInfo(UrcKind.BOOT, prefix)
     if prefix == "+QGPSURC":
         return UrcInfo(UrcKind.GNSS, prefix)
+    if prefix in LOOKUP_URCS:
+        return UrcInfo(UrcKind.LOOKUP, prefix)
     return UrcInfo(UrcKind.OTHER, prefix)
