@@ -42,6 +42,8 @@ def test_only_scenarios_a_real_module_can_play_are_used_on_hardware() -> None:
     usable = {scenario.name for scenario in load_all(shipped_scenarios_dir()) if runs_on_hardware(scenario)}
     assert "rogue-xtra-registration" in usable and "kill-after-off" in usable
     assert "f12-reboot-autogps" not in usable  # a reboot needs the simulator
+    assert "rogue-agps-settings" in usable
+    assert "rogue-wifi-scan" not in usable  # an ASR module's scan: the module on the bench may not have it
 
 
 def test_a_short_soak_on_the_module_ports_prints_a_clean_table(module_ports: dict[str, Path]) -> None:

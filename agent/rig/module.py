@@ -17,7 +17,7 @@ import serial
 
 from agent.rig import modem_events
 from agent.rig.player import FollowUp
-from agent.rig.scenario import AGENT_ACTIONS, Event, Scenario
+from agent.rig.scenario import AGENT_ACTIONS, DEFAULT_MODEL, Event, Scenario
 from agent.sim import SimModem
 from agent.sim.pty import SimPtyServer
 
@@ -116,8 +116,12 @@ class RealModule:
 
 
 def runs_on_hardware(scenario: Scenario) -> bool:
-    """Whether every event of ``scenario`` is possible on a real module (rogue commands, kills, switching)."""
-    return all(event.action in RealModule.SUPPORTED | AGENT_ACTIONS for event in scenario.events)
+    """Whether every event of ``scenario`` is possible on a real module (rogue commands, kills, switching).
+
+    A scenario written for another model's commands (``[modem] model``, e.g. an ASR module's Wi-Fi scan) plays
+    only on the simulator: the module on the bench may not have them."""
+    model_free = scenario.modem.get("model", DEFAULT_MODEL) == DEFAULT_MODEL
+    return model_free and all(event.action in RealModule.SUPPORTED | AGENT_ACTIONS for event in scenario.events)
 
 
 def _final(data: bytearray) -> bool:
