@@ -217,11 +217,11 @@ class Enforcer:
     def _stamped(self, observed: Observed) -> Observed:
         return replace(observed, read_at=self._clock.wall(), read_at_mono=self._clock.monotonic())
 
-    def forget(self) -> None:
+    def forget(self, *, restarted: bool = False) -> None:
         """The modem rebooted or the port was reopened: nothing observed before can be trusted."""
         self.observed = UNKNOWN
         self.enforced = False
-        self._paths.forget()
+        self._paths.forget(restarted=restarted)
         self._gate.close()
 
     # -- sequences -------------------------------------------------------------------------------------------

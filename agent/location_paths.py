@@ -5,6 +5,10 @@ the modem rejects as unknown marks it *not present* (never "off": nothing was re
 settings are known, all of them are read in one concatenated line, one round trip. A batch that fails (the modem
 changed under us) falls back to single reads, which learn the settings again.
 
+A setting the module applies only at its next restart (XTRA) and that was repaired in this boot is shown as "off
+from the next restart": read back off, it still counts as off (GNSS itself is off and read back), but status
+does not claim more than the module does.
+
 A lookup (Wi-Fi scan, cell lookup) has no setting: its test form is read once, to learn whether the module has
 it, and is left out of the periodic batch, since a module cannot gain or lose a command without a reboot.
 """
@@ -22,6 +26,7 @@ from agent.quectel.paths import NOT_PRESENT, PathSpec, Value
 Execute = Callable[[Command], Response]
 PathValues = dict[str, Value]  # setting name -> value read back, or NOT_PRESENT
 WATCHED = "watched (no off setting)"  # a lookup the module has: never sent by the agent, its results watched
+OFF_AT_RESTART = "off from the next restart"  # repaired, but the module applies it only when it restarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +44,15 @@ class LocationPaths:
         self._specs = specs
         self._present: dict[str, Value] = {}  # learnt present; a lookup keeps its one read here
         self._absent: set[str] = set()
+        self._until_restart: set[str] = set()  # turned off in this boot, but applied only at the next restart
 
-    def forget(self) -> None:
-        """Another modem, or the same one rebooted: learn its settings again."""
+    def forget(self, *, restarted: bool = False) -> None:
+        """The port was reopened, or the module restarted: learn its settings again. Only a restart seen
+        (``RDY``) applies the settings that wait for one; a reopened port may be the same boot."""
         self._present.clear()
         self._absent.clear()
+        if restarted:
+            self._until_restart.clear()
 
     def _batched_specs(self) -> list[PathSpec]:
         return [spec for spec in self._specs if spec.name in self._present and not spec.lookup]
@@ -97,6 +106,8 @@ class LocationPaths:
             if spec.turn_off is not None:
                 execute(spec.turn_off(value))
                 values[spec.name] = spec.parse(execute(spec.read()))
+                if spec.at_restart:
+                    self._until_restart.add(spec.name)
         return PathReport(values, found)
 
     def all_off(self, values: PathValues) -> bool:
@@ -106,9 +117,13 @@ class LocationPaths:
     def labels(self, values: PathValues | None) -> dict[str, str]:
         """What status shows per path: ``off``, ``on``, a URC mode, ``not present``, a watched lookup, or
         ``unknown``. A path of several settings is off only when each of them is."""
-        return {group: _label([(spec, None if values is None else values.get(spec.name))
-                               for spec in self._specs if spec.group == group])
-                for group in dict.fromkeys(spec.group for spec in self._specs)}
+        labels = {group: _label([(spec, None if values is None else values.get(spec.name))
+                                 for spec in self._specs if spec.group == group])
+                  for group in dict.fromkeys(spec.group for spec in self._specs)}
+        for spec in self._specs:
+            if spec.name in self._until_restart and labels[spec.group] == "off":
+                labels[spec.group] = OFF_AT_RESTART
+        return labels
 
     @staticmethod
     def is_off(spec: PathSpec, value: Value | None) -> bool:

@@ -298,7 +298,7 @@ class Supervisor:
         self._user_generation_pending = None
         self._last_full_mono = self._clock.monotonic()
         if {DISCONNECTED, REBOOTED, CONNECTED} & set(reasons):
-            self.enforcer.forget()  # nothing observed before a reboot or reopen can be trusted
+            self.enforcer.forget(restarted=REBOOTED in reasons)  # nothing observed before can be trusted
         if REBOOTED in reasons:
             self.modem_info = None
         if self.modem_info is None or (user_change and desired.location_on):

@@ -64,7 +64,7 @@ ROGUES = [
     ("AT+CREG=2", "creg", "cell-urc-creg", "1", lambda s: s.creg_mode == 1),
     ("AT+CEREG=2", "cereg", "cell-urc-cereg", "1", lambda s: s.cereg_mode == 1),
     ("AT+CGREG=2", "cgreg", "cell-urc-cgreg", "1", lambda s: s.cgreg_mode == 1),
-    ("AT+QGPSXTRA=1", "xtra", "xtra", "off", lambda s: s.xtra == 0),
+    ("AT+QGPSXTRA=1", "xtra", "xtra", "off from the next restart", lambda s: s.xtra == 0),
     ('AT+QGPSSUPLURL="supl.example.net:7275"', "supl", "supl", "off", lambda s: s.supl_url == "NULL"),
     ('AT+QGPSCFG="lbsapn",1,3,"internet"', "lbsapn", "supl", "off", lambda s: s.cfg["lbsapn"] == (1, 3, "")),
     ('AT+QGPSCFG="agnssprotocol",7,1287', "agnssprotocol", "ni-positioning", "off",
@@ -90,6 +90,25 @@ def test_a_rogue_re_enabling_a_path_is_repaired_and_recorded(start_agent: Callab
     found = incidents(running)
     assert len(found) == before + 1 and found[0]["kind"] == "drift" and key in found[0]["found"]
     assert found[0]["repaired"] is True
+
+
+def test_xtra_injected_behind_the_agents_back_is_refused_and_its_repair_waits_for_a_restart(
+        start_agent: Callable[[str], RunningAgent]) -> None:
+    """XTRA takes effect at a restart: a rogue enabling it cannot inject data in this boot, the agent's repair
+    is shown as applying from the next restart, and after one XTRA stays off and injection is still refused."""
+    running = start_agent("ec25")
+    running.rogue('AT+QGPSXTRA=1;+QGPSXTRADATA="RAM:xtra2.bin"')
+    assert wait_until(lambda: running.modem.state.xtra == 1, timeout_s=2)
+    assert checked_paths(running)["xtra"] == "off from the next restart"
+    state = running.modem.state
+    assert state.xtra == 0 and state.xtra_active == 0 and not state.xtra_injected
+    running.modem.reboot()
+    assert wait_until(lambda: running.modem.state.booted and running.modem.state.registered, timeout_s=10)
+    assert wait_until(lambda: running.request("location.status", check=True)["paths"]["xtra"] == "off", timeout_s=15)
+    running.rogue('AT+QGPSXTRADATA="RAM:xtra2.bin"')
+    injections = [text for channel, text in running.modem.commands if channel == "at2" and "XTRADATA" in text]
+    assert len(injections) == 2  # the simulator answers a line as it arrives
+    assert not running.modem.state.xtra_injected
 
 
 def test_an_asr_modules_assistance_switch_is_repaired_and_recorded(start_agent: Callable[[str], RunningAgent]
@@ -161,7 +180,8 @@ def test_emergency_positioning_is_recorded_and_opens_nothing(start_agent: Callab
     running.modem.emergency_session(60.0)
     running.rogue("AT+QGPSXTRA=1")
     paths = checked_paths(running)
-    assert paths["gnss"] == "emergency" and paths["xtra"] == "off" and paths["nmea-outport"] == "none"
+    assert paths["gnss"] == "emergency" and paths["xtra"] == "off from the next restart"
+    assert paths["nmea-outport"] == "none"
     code, printed = privacyctl(running, "--json", "location", "status")
     assert code == 0 and json.loads(printed)["gate"] == "closed"
     kinds = [item["kind"] for item in incidents(running)]

@@ -113,6 +113,18 @@ def test_a_rogue_re_enabling_a_path_fails_the_check_and_is_repaired_as_drift(lin
     assert enforcer.check(False)
 
 
+def test_an_xtra_repair_is_shown_as_applying_at_the_next_restart_until_one_is_seen() -> None:
+    modem, _, enforcer, _ = make("ec25")
+    assert enforcer.reconcile(False).enforced and enforcer.path_labels()["xtra"] == "off"
+    rogue(modem, "AT+QGPSXTRA=1")
+    assert enforcer.reconcile(False).enforced
+    assert enforcer.path_labels()["xtra"] == "off from the next restart"
+    enforcer.forget()  # the port reopened: perhaps the same boot
+    assert enforcer.reconcile(False).enforced and enforcer.path_labels()["xtra"] == "off from the next restart"
+    enforcer.forget(restarted=True)  # RDY: the module applied it
+    assert enforcer.reconcile(False).enforced and enforcer.path_labels()["xtra"] == "off"
+
+
 def test_a_rogue_changing_the_supl_version_is_shown_not_repaired() -> None:
     modem, _, enforcer, _ = make("ec25")
     assert enforcer.reconcile(False).enforced

@@ -200,3 +200,29 @@ def test_cgreg_mode_is_volatile_and_its_urcs_carry_the_cell_only_at_mode_2() -> 
     modem.reboot()
     clock.advance(5)
     assert modem.state.cgreg_mode == 0
+
+
+def test_xtra_injection_needs_xtra_enabled_at_the_last_restart_and_gnss_off() -> None:
+    modem, clock = make("ec25")
+    inject = 'AT+QGPSXTRADATA="RAM:xtra2.bin"'
+    assert lines(modem, "AT+QGPSXTRADATA?") == ['+QGPSXTRADATA: 0,"1980/01/06,00:00:00"', "OK"]
+    assert lines(modem, inject) == ["+CME ERROR: 509"]  # XTRA not enabled
+    assert lines(modem, "AT+QGPSXTRA=1") == ["OK"]
+    assert lines(modem, inject) == ["+CME ERROR: 509"]  # enabled, but only from the next restart
+    assert modem.state.xtra == 1 and modem.state.xtra_active == 0
+    send(modem, "AT+CFUN=1,1")
+    clock.advance(30.0)
+    send(modem, "ATE0")
+    assert modem.state.booted and modem.state.xtra_active == 1
+    assert lines(modem, "AT+QGPS=1") == ["OK"]
+    assert lines(modem, inject) == ["+CME ERROR: 504"]  # only with GNSS off
+    assert lines(modem, "AT+QGPSEND") == ["OK"]
+    assert lines(modem, inject) == ["OK"] and modem.state.xtra_injected
+    assert lines(modem, "AT+QGPSXTRADATA?")[0].startswith("+QGPSXTRADATA: 10080,")
+    assert lines(modem, 'AT+QGPSXTRADATA=""') == ["+CME ERROR: 501"]
+
+
+@pytest.mark.parametrize("model", ["bg95", "ec200u"])
+def test_models_without_xtra_have_no_injection_either(model: str) -> None:
+    modem, _ = make(model)
+    assert lines(modem, 'AT+QGPSXTRADATA="RAM:xtra2.bin"') == ["ERROR"]

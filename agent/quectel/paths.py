@@ -241,6 +241,7 @@ class PathSpec:
     ``shows_value`` makes status print the value itself (a URC mode) rather than on/off. A ``lookup`` is a
     command that runs only when some program sends it (Wi-Fi scan, cell lookup): no setting turns it off, its
     read only proves the module has it; the agent never sends it and watches for its results instead.
+    ``at_restart``: a change of the setting takes effect at the module's next restart (XTRA, reference 1.7).
     """
 
     name: str
@@ -252,6 +253,7 @@ class PathSpec:
     turn_off: Callable[[Value], Command] | None
     shows_value: bool = False
     lookup: bool = False
+    at_restart: bool = False
 
 
 def _registration_off(value: Value) -> bool:
@@ -280,7 +282,7 @@ PATHS: tuple[PathSpec, ...] = (
     PathSpec("cell-urc-cgreg", "cell-urc-cgreg", "cgreg", cgreg_read, responses.parse_registration_mode,
              _registration_off, lambda value: cgreg_set(1), shows_value=True),
     PathSpec("xtra", "xtra", "xtra", qgpsxtra_read, parse_qgpsxtra, lambda value: value == 0,
-             lambda value: qgpsxtra_set(False)),
+             lambda value: qgpsxtra_set(False), at_restart=True),
     PathSpec("agps", "agps", "agps", qagps_read, parse_qagps, lambda value: value == 0,
              lambda value: qagps_set(False)),
     PathSpec("supl-url", "supl", "supl", qgpssuplurl_read, parse_qgpssuplurl,

@@ -84,6 +84,8 @@ class GnssEngine(ModemBuffers):
     _next_burst: float | None
     _last_fix: tuple[TrackPoint, float] | None
     _xtra: int  # AT+QGPSXTRA: assistance downloads enabled
+    _xtra_active: int  # the XTRA setting this boot started with: a change waits for the next restart
+    _xtra_injected_at: float | None  # wall time of the last AT+QGPSXTRADATA injection, None before any
     _suplurl: str  # AT+QGPSSUPLURL: the SUPL server, "NULL" for none
     _emergency_until: float | None  # an emergency (E911) session owns the engine until then
     _qgps_zero_off: bool  # AT+QGPS=0 turns GNSS off, as on the ASR family (reference 1.2)
@@ -108,6 +110,8 @@ class GnssEngine(ModemBuffers):
         self._next_burst = None
         self._last_fix = None
         self._xtra = 0
+        self._xtra_active = 0
+        self._xtra_injected_at = None
         self._suplurl = "NULL"
         self._emergency_until = None
         self._qgps_zero_off = qgps_zero_off

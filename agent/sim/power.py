@@ -152,6 +152,7 @@ class PowerAndBoot(GnssEngine):
             self._channels[channel].echo = True
         if self._nv["autogps"] == 1:
             self._gnss_start()
+        self._xtra_active = self._xtra  # AT+QGPSXTRA takes effect at a restart (reference 1.7)
         self._schedule(BOOT_URC_DELAY_S, "boot_urcs")
 
     def _boot_urcs(self) -> None:

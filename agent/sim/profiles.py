@@ -56,7 +56,7 @@ _ASR_DEFAULTS: dict[str, CfgValue] = {
 # Commands only some models have; a model without one answers ERROR, as to any unknown command.
 _ASR_ONLY = frozenset({"+QWIFISCAN", "+QAGPS"})
 _LBS = frozenset({"+QLBS", "+QLBSCFG"})
-_QUALCOMM_ONLY = frozenset({"+QGPSXTRA", "+QGPSSUPLURL"})
+_QUALCOMM_ONLY = frozenset({"+QGPSXTRA", "+QGPSXTRADATA", "+QGPSSUPLURL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ PROFILES: dict[str, SimProfile] = {
     "ec25": _qualcomm("ec25"),
     "eg25": _qualcomm("eg25", lbs=True),
     "bg96": _qualcomm("bg96", outports=_BG96_OUTPORTS),
-    "bg95": _qualcomm("bg95", missing=frozenset({"+QGPSXTRA"}), outports=_BG96_OUTPORTS),
+    "bg95": _qualcomm("bg95", missing=frozenset({"+QGPSXTRA", "+QGPSXTRADATA"}), outports=_BG96_OUTPORTS),
     "rm500q": _qualcomm("rm500q"),
     "ec200u": _asr("ec200u"),
 }
