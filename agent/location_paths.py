@@ -10,7 +10,9 @@ from the next restart": read back off, it still counts as off (GNSS itself is of
 does not claim more than the module does.
 
 A lookup (Wi-Fi scan, cell lookup) has no setting: its test form is read once, to learn whether the module has
-it, and is left out of the periodic batch, since a module cannot gain or lose a command without a reboot.
+it, and is left out of the periodic batch, since a module cannot gain or lose a command without a reboot. Its
+results come as URCs, so it is "watched" only while ``AT+QURCCFG="urcport"`` sends URCs to the port the agent
+holds; otherwise status says where they go instead.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ class LocationPaths:
         for spec in self._specs:
             if spec.name in self._until_restart and labels[spec.group] == "off":
                 labels[spec.group] = OFF_AT_RESTART
+        urc_port = None if values is None else values.get(paths.URC_PORT)
+        if isinstance(urc_port, str) and urc_port != NOT_PRESENT and urc_port not in paths.URC_PORTS_WATCHED:
+            for group in set(paths.LOOKUP_URCS.values()) & set(labels):
+                if labels[group] == WATCHED:
+                    labels[group] = f"unwatched: results go to {urc_port}"
         return labels
 
     @staticmethod

@@ -149,6 +149,18 @@ def test_a_lookup_run_by_another_program_while_off_is_recorded_and_nothing_of_it
     assert code == 0 and json.loads(printed)["gate"] == "closed"
 
 
+def test_status_never_calls_a_lookup_watched_once_its_results_go_elsewhere(start_agent: Callable[[str], RunningAgent]
+                                                                         ) -> None:
+    running = start_agent("ec200u")
+    assert checked_paths(running)["wifi-scan"] == "watched (no off setting)"
+    running.rogue('AT+QURCCFG="urcport","uart1"')
+    assert wait_until(lambda: running.modem.state.urc_port == "uart1", timeout_s=2)
+    paths = checked_paths(running)
+    assert paths["urc-port"] == "uart1" and paths["wifi-scan"] == "unwatched: results go to uart1"
+    code, plain = privacyctl(running, "location", "status")
+    assert code == 0 and "wifi-scan unwatched: results go to uart1" in plain
+
+
 def test_a_location_bearing_registration_urc_while_off_triggers_the_repair_at_once(
         start_agent: Callable[[str], RunningAgent]) -> None:
     """The reconcile interval is 30 s here: only the URC itself can make the agent act within seconds."""

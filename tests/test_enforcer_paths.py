@@ -89,6 +89,19 @@ def test_an_asr_module_turns_its_assistance_off_and_watches_its_lookups() -> Non
     assert enforcer.reconcile(False).drift == {"agps": 1} and modem.state.agps == 0
 
 
+@pytest.mark.parametrize(("port", "label"), [("usbat", "watched (no off setting)"),
+                                             ("all", "watched (no off setting)"),
+                                             ("usbmodem", "unwatched: results go to usbmodem"),
+                                             ("uart1", "unwatched: results go to uart1")])
+def test_status_says_a_lookup_is_watched_only_while_its_results_reach_the_agents_port(port: str, label: str) -> None:
+    modem, _, enforcer, _ = make("ec200u")
+    assert enforcer.reconcile(False).enforced
+    rogue(modem, f'AT+QURCCFG="urcport","{port}"')
+    assert enforcer.check(False)  # where URCs go is no location path: shown, never repaired
+    labels = enforcer.path_labels()
+    assert labels["urc-port"] == port and labels["wifi-scan"] == labels["cell-lookup"] == label
+
+
 @pytest.mark.parametrize(("line", "key", "repaired"), [
     ("AT+CREG=2", "creg", lambda s: s.creg_mode == 1),
     ("AT+CEREG=2", "cereg", lambda s: s.cereg_mode == 1),

@@ -109,6 +109,12 @@ def test_parsers_read_values_and_refuse_malformed_replies() -> None:
         paths.parse_cfg_int(ok(cfg, '+QGPSCFG: "agnssprotocol","x"'))
     assert paths.parse_present(ok(paths.qwifiscan_test(), "+QWIFISCAN: (4000-255000)")) == "present"
     assert paths.parse_qagps(ok(paths.qagps_read(), "+QAGPS: 1")) == 1
+    urc = paths.qurccfg_urcport_read()
+    assert urc.text == 'AT+QURCCFG="urcport"'
+    assert paths.parse_urcport(ok(urc, '+QURCCFG: "urcport","USBAT"')) == "usbat"
+    for bad in ('+QURCCFG: "urcport"', '+QURCCFG: "other","all"', '+QURCCFG: "urcport",""'):
+        with pytest.raises(RemoteProtocolError):
+            paths.parse_urcport(ok(urc, bad))
     agnss = commands.qgpscfg_read("agnssprotocol")
     assert paths.parse_agnssprotocol(ok(agnss, '+QGPSCFG: "agnssprotocol",3,1287')) == (3, 1287)
     for bad in ('+QGPSCFG: "agnssprotocol",3', '+QGPSCFG: "agnssprotocol",256,0', '+QGPSCFG: "agnssprotocol",1,"x"'):
@@ -175,7 +181,7 @@ def test_the_control_plane_and_every_assisted_mode_are_unsafe() -> None:
 
 def test_each_group_is_named_once_in_status_order() -> None:
     assert paths.GROUPS == ("cell-urc-creg", "cell-urc-cereg", "cell-urc-cgreg", "xtra", "agps", "supl",
-                            "ni-positioning", "wifi-scan", "cell-lookup")
+                            "ni-positioning", "urc-port", "wifi-scan", "cell-lookup")
     assert set(paths.LOOKUP_URCS.values()) == {spec.group for spec in paths.PATHS if spec.lookup}
 
 

@@ -226,3 +226,20 @@ def test_xtra_injection_needs_xtra_enabled_at_the_last_restart_and_gnss_off() ->
 def test_models_without_xtra_have_no_injection_either(model: str) -> None:
     modem, _ = make(model)
     assert lines(modem, 'AT+QGPSXTRADATA="RAM:xtra2.bin"') == ["ERROR"]
+
+
+@pytest.mark.parametrize(("port", "reached"), [("all", {"at", "at2"}), ("usbat", {"at"}), ("usbmodem", {"at2"}),
+                                               ("uart1", set())])
+def test_urcs_go_where_urcport_sends_them_and_the_setting_survives_a_reset(port: str, reached: set[str]) -> None:
+    modem, clock = make("ec200u")
+    send(modem, "ATE0", "at2")
+    assert lines(modem, 'AT+QURCCFG="urcport"') == ['+QURCCFG: "urcport","all"', "OK"]
+    assert lines(modem, f'AT+QURCCFG="urcport","{port}"') == ["OK"] and modem.state.urc_port == port
+    assert lines(modem, "AT+QWIFISCAN") == ["OK"]
+    clock.advance(3.0)
+    got = {channel for channel in ("at", "at2") if b"+QWIFISCAN: (" in modem.read(channel, 1 << 20)}
+    assert got == reached
+    send(modem, "AT+CFUN=1,1", "at2")
+    clock.advance(30.0)
+    assert modem.state.booted and modem.state.urc_port == port
+    assert lines(modem, 'AT+QURCCFG="urcport","usb"')[-1] == "+CME ERROR: 50"

@@ -25,6 +25,7 @@ from agent.quectel.codes import error_for
 # 3 not allowed, 4 not supported, 50 incorrect parameters, 501 invalid parameter, 502 not supported.
 NOT_PRESENT_CODES = frozenset({3, 4, 50, 501, 502})
 NOT_PRESENT = "not present"
+URC_PORT = "urc-port"
 SUPL_URL_OFF = "NULL"  # openpilot's AT+QGPSSUPLURL="NULL" (reference 6): no SUPL server is contacted
 _MAX_URL = 128
 _MAX_APN = 99
@@ -95,6 +96,11 @@ def lbsapn_set(current: Value, apn: str) -> Command:
         raise UsageError("apn must be 0-99 characters without quotes, ';' or line ends", argument="apn")
     profile, rat = current[0], current[1]
     return Command(f'AT+QGPSCFG="lbsapn",{profile},{rat},"{apn}"', prefix="+QGPSCFG")
+
+
+def qurccfg_urcport_read() -> Command:
+    """``AT+QURCCFG="urcport"``: which port URCs go to (``usbat``, ``usbmodem``, ``uart1``, ``all``; reference 4)."""
+    return Command('AT+QURCCFG="urcport"', prefix="+QURCCFG")
 
 
 def qwifiscan_test() -> Command:
@@ -174,6 +180,14 @@ def parse_qgpssuplurl(response: Response) -> str:
 def parse_qagps(response: Response) -> int:
     """``+QAGPS: <0|1>`` -> 0 or 1."""
     return _single_int(response, "+QAGPS", range(0, 2))
+
+
+def parse_urcport(response: Response) -> str:
+    """``+QURCCFG: "urcport","<port>"`` -> the port, lower case."""
+    fields = responses.split_fields(responses._first_payload(response, "+QURCCFG"), response.command.name)
+    if len(fields) != 2 or responses.unquote(fields[0]).lower() != "urcport" or not responses.unquote(fields[1]):
+        raise responses._malformed(response.command.name, "expected \"urcport\" and a port")
+    return responses.unquote(fields[1]).lower()
 
 
 def parse_present(response: Response) -> str:
@@ -300,10 +314,15 @@ PATHS: tuple[PathSpec, ...] = (
     PathSpec("ni-protocols", "ni-positioning", "agnssprotocol", lambda: commands.qgpscfg_read("agnssprotocol"),
              parse_agnssprotocol, lambda value: value == (0, 0),
              lambda value: commands.qgpscfg_set("agnssprotocol", 0, 0)),
+    # Not a path: where a lookup's results go, so that status says whether the agent can see them.
+    PathSpec(URC_PORT, URC_PORT, "urcport", qurccfg_urcport_read, parse_urcport, lambda value: True, None,
+             shows_value=True),
     _lookup("wifi-scan", "wifi-scan", qwifiscan_test),
     _lookup("cell-lookup-qlbs", "cell-lookup", qlbscfg_test),
     _lookup("cell-lookup-qcellloc", "cell-lookup", qcellloc_test),
 )
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(spec.group for spec in PATHS))
+# URC ports that reach the port the agent holds (the USB AT interface, ttyUSB2 on an EC25: reference 4).
+URC_PORTS_WATCHED = frozenset({"usbat", "all"})
 # Where each lookup's results arrive as URCs, so that the agent can see one run behind its back.
 LOOKUP_URCS: dict[str, str] = {"+QWIFISCAN": "wifi-scan", "+QLBS": "cell-lookup", "+QCELLLOC": "cell-lookup"}

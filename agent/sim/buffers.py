@@ -19,6 +19,8 @@ from agent.sim.faults import Faults
 
 CHANNELS = ("at", "at2", "nmea")
 AT_CHANNELS = ("at", "at2")
+# AT+QURCCFG="urcport" (reference 4): which AT interfaces a URC reaches. uart1 is no USB interface of the simulator.
+URC_PORTS: dict[str, tuple[str, ...]] = {"all": AT_CHANNELS, "usbat": ("at",), "usbmodem": ("at2",), "uart1": ()}
 MAX_LINE = 1024  # a longer command line is discarded, as the module's input buffer would
 MAX_BUFFER = 256 * 1024  # unread output beyond this is dropped, oldest first, like an unread USB tty
 
@@ -49,6 +51,7 @@ class ModemBuffers:
     lock: threading.RLock
     changed: threading.Condition
     _channels: dict[str, Channel]
+    _urc_port: str  # a key of URC_PORTS
     _seq: int
     _events: list[tuple[float, int, str, int]]  # heap of (due, seq, kind, epoch)
     _epoch: int  # bumped at every reset, so that events of an earlier life are ignored
@@ -71,6 +74,8 @@ class ModemBuffers:
         self._now = self._clock.monotonic()
         self._target = self._now
         self._wall_offset = self._clock.wall() - self._now
+        # "all" as seen on an EG25-G (transcript 4.1); saved by the module itself, so it survives a reset.
+        self._urc_port = "all"
 
     # ------------------------------------------------------------------------------------------ channel API
 
@@ -220,8 +225,7 @@ class ModemBuffers:
             heapq.heappush(chan.queue, (when, self._seq, data))
 
     def _urc(self, text: str) -> None:
-        # URCs go to both AT interfaces, as with urcport "all" seen on an EG25-G (transcript 4.1).
-        for channel in AT_CHANNELS:
+        for channel in URC_PORTS[self._urc_port]:
             self._emit(channel, b"\r\n" + text.encode() + b"\r\n")
         self._sync_ready()
 

@@ -78,6 +78,7 @@ class SimState:
     registered: bool
     connected: dict[str, bool]
     xtra: int
+    urc_port: str = "all"  # AT+QURCCFG="urcport": where URCs go
     xtra_active: int = 0  # the XTRA setting the module booted with (a change applies at the next restart)
     xtra_injected: bool = False  # XTRA data was injected (AT+QGPSXTRADATA accepted) in this module's life
     creg_mode: int = 0  # AT+CREG=n: 2 makes registration URCs carry LAC and cell ID
@@ -139,6 +140,7 @@ class SimModem(Lookups):
                 registered=self._registered,
                 connected={name: chan.connected for name, chan in self._channels.items()},
                 xtra=self._xtra,
+                urc_port=self._urc_port,
                 xtra_active=self._xtra_active,
                 xtra_injected=self._xtra_injected_at is not None,
                 creg_mode=self._creg_n,

@@ -1,7 +1,8 @@
-"""Network registration and cell information: ``+CREG``, ``+CEREG`` and ``+QENG``."""
+"""Network registration and cell information: ``+CREG``, ``+CEREG`` and ``+QENG``; where URCs go: ``+QURCCFG``."""
 
 from __future__ import annotations
 
+from agent.sim.buffers import URC_PORTS
 from agent.sim.handlers.types import Handler
 from agent.sim.parser import Command
 from agent.sim.power import PowerAndBoot
@@ -52,8 +53,24 @@ def qeng(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
     ]
 
 
+def qurccfg(modem: PowerAndBoot, channel: str, command: Command) -> list[str]:
+    """``AT+QURCCFG="urcport"[,"<port>"]``: the interfaces URCs go to (reference 4)."""
+    if command.form == "test":
+        return ['+QURCCFG: "urcport",(' + ",".join(f'"{port}"' for port in URC_PORTS) + ")"]
+    if command.form != "set" or not command.args or command.args[0].lower() != "urcport" or len(command.args) > 2:
+        raise CommandFailed(50)
+    if len(command.args) == 1:
+        return [f'+QURCCFG: "urcport","{modem._urc_port}"']
+    port = command.args[1].lower()
+    if port not in URC_PORTS:
+        raise CommandFailed(50)
+    modem._urc_port = port
+    return []
+
+
 HANDLERS: dict[str, Handler] = {
     "+CREG": creg,
     "+CEREG": cereg,
     "+QENG": qeng,
+    "+QURCCFG": qurccfg,
 }
