@@ -7,7 +7,8 @@ Every figure is a ratio against a baseline measured in the same run on the same 
   toggles, vs one write+fsync of a record-sized buffer on the same disk (p99). Target <= 2x fsync + 2 ms.
 - ``hardware_off_latency``: median time from ``location off`` to GNSS and every location path read back off on the
   simulator (``AT+QGPS?`` 0, ``autogps``, ``outport``, ``+CREG``/``+CEREG``/``+CGREG`` modes, XTRA, QAGPS, the
-  SUPL URL, APN and version, ``plane``, ``agpsposmode``, ``agnssprotocol``, Wi-Fi scan and cell lookup presence),
+  SUPL URL, APN and version, ``plane``, ``agpsposmode``, ``agnssprotocol``, the URC port, Wi-Fi scan and cell
+  lookup presence),
   vs the sum of bare round trips of those commands, one by one, on the same simulator. Target <= 1.5.
 - ``periodic_check_round_trips``: AT lines the periodic check sends per run (the batched read-back), against the
   number of read-backs it covers; the ratio is round trips per read-back. Target: one line per check.
@@ -156,7 +157,7 @@ def gate_latency(toggles: int) -> Result:
 # Every setting an EC25 has, then what it lacks (QAGPS) and the lookups' presence tests.
 _PRESENT_READS = [b"AT+CREG?", b"AT+CEREG?", b"AT+CGREG?", b"AT+QGPSXTRA?", b"AT+QGPSSUPLURL?",
                   b'AT+QGPSCFG="lbsapn"', b'AT+QGPSCFG="suplver"', b'AT+QGPSCFG="plane"',
-                  b'AT+QGPSCFG="agpsposmode"', b'AT+QGPSCFG="agnssprotocol"']
+                  b'AT+QGPSCFG="agpsposmode"', b'AT+QGPSCFG="agnssprotocol"', b'AT+QURCCFG="urcport"']
 _PATH_READS = [*_PRESENT_READS, b"AT+QAGPS?", b"AT+QWIFISCAN=?", b"AT+QLBSCFG=?", b"AT+QCELLLOC=?"]
 _OFF_SEQUENCE = [b"AT+QGPSEND", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PATH_READS, b"AT+QGPS?"]
 _CHECK_READS = [b"AT+QGPS?", b'AT+QGPSCFG="autogps"', b'AT+QGPSCFG="outport"', *_PRESENT_READS]
