@@ -3,14 +3,13 @@
 Each number is compared with a baseline measured in the same run on the same disk (the machines are noisy).
 The export's baseline is the least any export does with each record: ``cbor2.loads`` of its payload,
 ``json.dumps`` of the result and ``zlib`` compression of the line, timed over the same records.
-The export runs in a child process so that its peak RSS (``ru_maxrss`` of children) is the export's own.
+The export runs in a child process so that its peak RSS (its ``VmHWM``) is the export's own.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -114,9 +113,11 @@ def build_log(directory: Path, count: int) -> None:
 
 
 _CHILD = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     from pathlib import Path
     sys.path.insert(0, {root!r})
+    sys.path.insert(0, {bench!r})
+    from processes import peak_kb
     from agent.ledger import Ledger
     state, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     with Ledger.open(state, read_only=True) as ledger:
@@ -127,13 +128,12 @@ _CHILD = textwrap.dedent("""
         else:
             records = ledger.verify().records
         elapsed = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({{"records": records, "seconds": elapsed, "peak_kb": peak_kb}}))
+    print(json.dumps({{"records": records, "seconds": elapsed, "peak_kb": peak_kb()}}))
 """)
 
 
 def _child(state: Path, out: Path, mode: str) -> dict[str, Any]:
-    code = _CHILD.format(root=str(HERE.parent))
+    code = _CHILD.format(root=str(HERE.parent), bench=str(HERE))
     done = subprocess.run([sys.executable, "-c", code, str(state), str(out), mode], check=True,
                           capture_output=True, text=True, timeout=900)
     result: dict[str, Any] = json.loads(done.stdout)
@@ -174,7 +174,6 @@ def bench_export(directory: Path, count: int) -> dict[str, dict[str, Any]]:
     baseline_rate = _decode_dump_compress_rate(state)
     peak_mb = exported["peak_kb"] / 1024
     baseline_mb = verified["peak_kb"] / 1024
-    _ = resource  # ru_maxrss is read inside the child, per process
     return {
         f"ledger_export_rate_{count}": _result(rate, "records/s", baseline_rate,
                                                ">= 0.5 x cbor2.loads + json.dumps + zlib of the same records",

@@ -1,10 +1,10 @@
 """Rights benchmarks: ``privacyctl export`` through the control socket against the offline ``privacy-agent ledger
 export`` of the same ledger, and ``erase --all`` against one fsync.
 
-Every process runs on its own (the log builder, the serving agent, privacyctl, the offline tool), each started
-through a shell so that its peak RSS is its own (Linux keeps ``ru_maxrss`` across exec, so a child exec'd straight
-from a large parent would report the parent's). The serving agent is the ledger, the spool and the rights service
-behind a real :class:`~agent.control.ControlServer`: the modem plays no part in an export.
+Every process runs on its own (the log builder, the serving agent, privacyctl, the offline tool), each reporting
+its own peak RSS (``VmHWM``; ``ru_maxrss`` survives exec and would report a large parent's peak). The serving
+agent is the ledger, the spool and the rights service behind a real :class:`~agent.control.ControlServer`: the
+modem plays no part in an export.
 
 Targets: socket export at least 0.8x the offline export's rate, under 100 MB peak RSS on both sides; erase --all on
 10^6 records bounded by key destruction (a few fsyncs and a socket round trip: under 200 fsyncs' time),
@@ -27,11 +27,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-_PRELUDE = "import json, resource, sys, time\nsys.path.insert(0, {root!r})\n"
+_PRELUDE = ("import json, sys, time\nsys.path.insert(0, {root!r})\nsys.path.insert(0, {bench!r})\n"
+            "from processes import peak_kb\n")
 
 
 def _code(body: str) -> str:
-    return _PRELUDE.format(root=str(ROOT)) + body
+    return _PRELUDE.format(root=str(ROOT), bench=str(HERE)) + body
 
 _BUILD = textwrap.dedent("""
     from pathlib import Path
@@ -71,7 +72,7 @@ _SERVE = textwrap.dedent("""
     server.stop()
     spool.close()
     ledger.close()
-    print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
+    print(json.dumps({"peak_kb": peak_kb()}), flush=True)
 """)
 
 _TOOL = textwrap.dedent("""
@@ -86,7 +87,7 @@ _TOOL = textwrap.dedent("""
     code = main(argv, stdout=out) if module == "privacyctl" else main(argv)
     elapsed = time.perf_counter() - started
     print(json.dumps({"code": code, "seconds": elapsed, "output": out.getvalue(),
-                      "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "peak_kb": peak_kb()}))
 """)
 
 

@@ -33,6 +33,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def peak_kb() -> int:
+    """This process's peak resident memory in kB (``VmHWM``).
+
+    Not ``ru_maxrss``: Linux carries that across exec, and a child that subprocess starts with vfork inherits its
+    large parent's peak through it; ``VmHWM`` belongs to the process's own memory map, new at exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise OSError("no VmHWM in /proc/self/status")
+
+
 def require_within(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
     """Like :func:`wait_until`, but a benchmark that cannot start says so instead of measuring nothing."""
     if not wait_until(predicate, timeout_s):

@@ -9,6 +9,7 @@ result; otherwise a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
@@ -37,7 +38,9 @@ def main() -> int:
             continue
         try:
             module = importlib.import_module(module_name)
-            results.update(module.run(quick=args.quick))
+            # A benchmark's own report (the soak's table) goes to stderr, so that --json prints JSON alone.
+            with contextlib.redirect_stdout(sys.stderr):
+                results.update(module.run(quick=args.quick))
         except Exception:  # a broken benchmark must not hide the others' numbers
             failed_modules += 1
             print(f"benchmark module {module_name} failed:", file=sys.stderr)
