@@ -84,6 +84,7 @@ class Agent:
                                                coarsener=lambda: pipeline.coarsener,
                                                link_record=config.state.dir / "local_feed.link")
             self.supervisor.fix_listeners.append(self.local_feed.on_fix)
+            self.supervisor.gate.on_close.append(self.local_feed.drop_unread)
         self.control = ControlServer(config.control.socket, self.handle, group=config.control.group,
                                      on_denied=lambda peer: self.supervisor.record_denied(peer.uid))
 

@@ -88,17 +88,29 @@ class Outcome:
 
 
 class Gate:
-    """The in-memory gate every location-bearing record must pass. Closed unless proven safe to open."""
+    """The in-memory gate every location-bearing record must pass. Closed unless proven safe to open.
+
+    ``on_close`` listeners run when an open gate closes, on the closing thread and before ``close`` returns, so
+    that what was handed out just before (a local reader's unread sentences) goes before the switch is answered.
+    """
 
     def __init__(self) -> None:
         self._open = False
+        self.on_close: list[Callable[[], None]] = []
 
     @property
     def is_open(self) -> bool:
         return self._open
 
     def close(self) -> None:
-        self._open = False
+        was_open, self._open = self._open, False
+        if not was_open:
+            return
+        for listener in list(self.on_close):
+            try:
+                listener()
+            except Exception:  # a failing listener must not keep the gate (or the switch) from closing
+                log.exception("a gate-close listener failed")
 
     def open(self) -> None:
         self._open = True

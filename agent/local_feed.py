@@ -190,6 +190,11 @@ class LocalFeed:
         for output in self.outputs:
             output.send(epoch, nmea)
 
+    def drop_unread(self) -> None:
+        """The switch's gate closed: what readers have not read yet goes now, not at the next refused fix."""
+        for output in self.outputs:
+            output.discard()
+
     def forget(self) -> None:
         """A new device secret: the next fix is served at once, on the new grid."""
         with self._lock:

@@ -256,3 +256,20 @@ def test_a_long_batch_is_cut_into_lines_the_modem_takes(monkeypatch: pytest.Monk
     session.sent.clear()
     assert enforcer.check(False)
     assert len(session.sent) > 1 and all(len(line) <= 80 for line in session.sent)
+
+
+def test_closing_an_open_gate_tells_its_listeners_once_and_a_failing_one_stops_nothing() -> None:
+    from agent.enforcer import Gate
+
+    gate, heard = Gate(), []
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    gate.on_close += [broken, lambda: heard.append("closed")]
+    gate.close()
+    assert heard == []  # it was never open
+    gate.open()
+    gate.close()
+    gate.close()
+    assert heard == ["closed"] and not gate.is_open

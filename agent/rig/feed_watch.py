@@ -37,5 +37,7 @@ class FeedWatcher:
             self._stop.wait(RETRY_S)
 
     def _read(self, port: serial.Serial) -> None:
+        # Counted as they arrive: read(4096) would wait out the whole timeout for more bytes and count sentences
+        # read before the switch went off only after it, as if they had come while off.
         while not self._stop.is_set():
-            self.sentences += port.read(4096).count(b"$")
+            self.sentences += port.read(max(1, port.in_waiting)).count(b"$")
