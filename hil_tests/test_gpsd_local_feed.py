@@ -29,7 +29,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def feed_config(tmp_path: Path, name: str, gpsd_json_port: int) -> Any:
+def feed_config(tmp_path: Path, name: str, gpsd_json_port: int | None = None) -> Any:
+    """A daemon on the simulator whose local feed serves a consent purpose on a pty (and gpsd JSON if a port)."""
     from agent.config import parse_config
 
     base = f"sim://ec25?name={name}&seed=3&ttff=1"
@@ -44,7 +45,7 @@ def feed_config(tmp_path: Path, name: str, gpsd_json_port: int) -> Any:
         "sink": [{"name": "operator", "url": f"file://{tmp_path / 'outbox.jsonl'}", "recipient": "Example Ltd",
                   "region": "CN"}],
         "local_feed": {"link": str(tmp_path / "nmea"), "purpose": "local-nav",
-                       "gpsd_json": f"127.0.0.1:{gpsd_json_port}"},
+                       **({} if gpsd_json_port is None else {"gpsd_json": f"127.0.0.1:{gpsd_json_port}"})},
     })
 
 

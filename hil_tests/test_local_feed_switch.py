@@ -7,44 +7,18 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hil_tests.conftest import RunningAgent, wait_until
-
-
-def feed_config(tmp_path: Path, name: str) -> Any:
-    from agent.config import parse_config
-
-    base = f"sim://ec25?name={name}&seed=3&ttff=1"
-    return parse_config({
-        "modem": {"port": f"{base}&port=at", "nmea_port": f"{base}&port=nmea", "reconcile_interval_s": 1},
-        "state": {"dir": str(tmp_path / "state")},
-        "control": {"socket": str(tmp_path / "control.sock")},
-        "policy": {"version": "2020-09-08", "home_region": "CN"},
-        "purpose": [{"name": "local-nav", "description": "Navigation on the gateway", "legal_basis": "consent",
-                     "grid_m": 2000, "time_bucket_s": 1, "max_points_per_day": 86400, "retention_days": 30,
-                     "sinks": ["operator"]}],
-        "sink": [{"name": "operator", "url": f"file://{tmp_path / 'outbox.jsonl'}", "recipient": "Example Ltd",
-                  "region": "CN"}],
-        "local_feed": {"link": str(tmp_path / "nmea"), "purpose": "local-nav"},
-    })
+from hil_tests.test_gpsd_local_feed import feed_config
 
 
 @pytest.fixture
-def running(tmp_path: Path, sim_name: str) -> Iterator[RunningAgent]:
-    from agent.daemon import Agent
-
-    agent = Agent(feed_config(tmp_path, sim_name))
-    agent.start()
-    try:
-        assert wait_until(lambda: agent.supervisor.enforcer.enforced, 15)
-        yield RunningAgent(agent, sim_name, agent.config.control.socket, agent.config.state.dir)
-    finally:
-        agent.stop()
+def running(tmp_path: Path, sim_name: str, agents: Any) -> RunningAgent:
+    return agents(feed_config(tmp_path, sim_name), sim_name)
 
 
 def readable(fd: int) -> bool:
