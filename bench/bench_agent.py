@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import serial
-from processes import cpu_seconds, rss_mb, wait_until
+from processes import cpu_share, rss_mb, start_daemon, start_simulator, stop_all, wait_until, write_daemon_config
 
 from agent import sim
 from agent.quectel import commands
@@ -50,8 +48,6 @@ Result = dict[str, Any]
 def _percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 
 
 def at_roundtrip(n: int, rounds: int = 5) -> Result:
@@ -250,10 +246,6 @@ def hardware_off_latency(rounds: int) -> Result:
             "target": "<= 1.5", "pass": ratio <= 1.5}
 
 
-
-
-
-
 def _repaired_after_rogue(agent: Any, modem: Any, *, nmea: bool) -> float:
     """Seconds from a rogue turning GNSS on to the agent's read-back showing it off again."""
     modem.write("at2", b'AT+QGPSCFG="outport","usbnmea"\r' if nmea else b"AT\r")
@@ -315,36 +307,26 @@ def drift_latency(tries: int) -> dict[str, Result]:
 
 
 def daemon_idle(seconds: float, *, location_on: bool = True) -> dict[str, Result]:
+    from agent.control import request
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
-        simulator = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
-                                      "--nmea-pty-link", str(links["nmea"]), "--ttff", "1"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: all(path.exists() for path in links.values()), 15)
-        config = tmp / "config.toml"
-        config.write_text(f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
-                          f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n')
-        daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        simulator, links = start_simulator(tmp)
+        processes = [simulator]
         try:
-            from agent.control import request
-
+            wait_until(lambda: all(path.exists() for path in links.values()), 15)
+            daemon = start_daemon(write_daemon_config(tmp, links))
+            processes.append(daemon)
             wait_until(lambda: (tmp / "c.sock").exists(), 15)
             time.sleep(1)
             if location_on:
                 request(tmp / "c.sock", "location.on", {"wait_s": 10})
             time.sleep(2)
-            cpu_before, wall_before = cpu_seconds(daemon.pid), time.monotonic()
-            time.sleep(seconds)
-            cpu = (cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            cpu = cpu_share(daemon.pid, seconds)
             rss = rss_mb(daemon.pid)
             fixes = request(tmp / "c.sock", "status", None)["fixes_seen"]
         finally:
-            daemon.terminate()
-            daemon.wait(15)
-            simulator.terminate()
-            simulator.wait(15)
+            stop_all(processes)
     if not location_on:
         return {"daemon_idle_off_cpu": {"value": round(cpu, 3), "unit": "% of one core", "baseline": 100.0,
                                         "ratio": round(cpu / 100, 5), "target": "< 1 %",

@@ -27,7 +27,7 @@ import time
 import tty
 from pathlib import Path
 
-from processes import cpu_seconds, require_within
+from processes import cpu_share, require_within, start_daemon, start_simulator, stop_all, write_daemon_config
 
 from agent.local_feed import LocalFeed
 from agent.local_feed_pty import PtyOutput
@@ -165,31 +165,22 @@ def _cpu_at_1hz(seconds: int, *, with_feed: bool) -> float:
 
 def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
     """The daemon process's CPU share (percent of one core) at 1 Hz, with or without the local feed."""
-    import sys
-
     from agent.control import request
 
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
-        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
-        simulator = subprocess.Popen([sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]),
-                                      "--nmea-pty-link", str(links["nmea"]), "--ttff", "1"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        processes: list[subprocess.Popen[bytes]] = [simulator]
+        simulator, links = start_simulator(tmp)
+        processes = [simulator]
         try:
             require_within(lambda: all(path.exists() for path in links.values()), 15, "the simulator")
             feed = f'[local_feed]\nlink = "{tmp / "feed"}"\npurpose = "local-nav"\n' if with_feed else ""
-            config = tmp / "config.toml"
-            config.write_text(
-                f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
-                f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n'
+            config = write_daemon_config(tmp, links, (
                 '[policy]\nversion = "1"\nhome_region = "CN"\n'
                 '[[purpose]]\nname = "local-nav"\ndescription = "Navigation on the gateway"\n'
                 'legal_basis = "consent"\ntime_bucket_s = 1\nmax_points_per_day = 86400\nsinks = ["outbox"]\n'
                 f'[[sink]]\nname = "outbox"\nurl = "file://{tmp / "outbox.jsonl"}"\nrecipient = "Bench"\n'
-                'region = "CN"\n' + feed)
-            daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                'region = "CN"\n' + feed))
+            daemon = start_daemon(config)
             processes.append(daemon)
             require_within(lambda: (tmp / "c.sock").exists(), 15, "the daemon")
             time.sleep(1)
@@ -200,20 +191,12 @@ def _daemon_cpu(seconds: int, *, with_feed: bool) -> float:
                 with open(tmp / "read.nmea", "wb") as sink:
                     processes.append(subprocess.Popen(["cat", str(tmp / "feed")], stdout=sink))
             time.sleep(2)
-            started_cpu, started = cpu_seconds(daemon.pid), time.monotonic()
-            time.sleep(seconds)
-            share = (cpu_seconds(daemon.pid) - started_cpu) / (time.monotonic() - started) * 100
+            share = cpu_share(daemon.pid, seconds)
             if with_feed and b"$GPRMC" not in (tmp / "read.nmea").read_bytes():
                 raise RuntimeError("the local feed's reader got no sentence: the measurement would mean nothing")
             return share
         finally:
-            for process in reversed(processes):
-                process.terminate()
-                process.wait(timeout=15)
-
-
-
-
+            stop_all(processes)
 
 
 def run(quick: bool) -> dict[str, dict[str, object]]:

@@ -27,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from processes import cpu_seconds, rss_mb, wait_until  # noqa: E402
+from processes import cpu_share, rss_mb, start_daemon, start_simulator, stop_all, wait_until, write_daemon_config  # noqa: E402
 
 from agent.ledger import Ledger, LedgerConfig  # noqa: E402
 from agent.model import DeviceIds, Fix, SystemClock  # noqa: E402
@@ -93,22 +93,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-
-
-
-
-
-
 def _config(tmp: Path, links: dict[str, Path], port: int) -> Path:
-    config = tmp / "config.toml"
-    config.write_text(
-        f'[modem]\nport = "{links["at"]}"\nnmea_port = "{links["nmea"]}"\n'
-        f'[state]\ndir = "{tmp / "state"}"\n[control]\nsocket = "{tmp / "c.sock"}"\n'
+    return write_daemon_config(tmp, links, (
         '[policy]\nversion = "1"\nhome_region = "CN"\n'
         '[[purpose]]\nname = "fleet"\ndescription = "Fleet position"\nlegal_basis = "consent"\n'
         'time_bucket_s = 1\nmax_points_per_day = 86400\nsinks = ["broker"]\n'
-        f'[[sink]]\nname = "broker"\nurl = "mqtt://127.0.0.1:{port}/fleet/up"\nrecipient = "Fleet"\nregion = "CN"\n')
-    return config
+        f'[[sink]]\nname = "broker"\nurl = "mqtt://127.0.0.1:{port}/fleet/up"\nrecipient = "Fleet"\nregion = "CN"\n'))
 
 
 def daemon_mqtt(seconds: float) -> dict[str, dict[str, Any]]:
@@ -124,17 +114,13 @@ def daemon_mqtt(seconds: float) -> dict[str, dict[str, Any]]:
         port = _free_port()
         (tmp / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                                             + ("user root\n" if os.getuid() == 0 else ""))
-        links = {"at": tmp / "ttyAT", "nmea": tmp / "ttyNMEA"}
         try:
             processes.append(subprocess.Popen([mosquitto, "-c", str(tmp / "mosquitto.conf")],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "agent", "sim", "--pty-link", str(links["at"]), "--nmea-pty-link",
-                 str(links["nmea"]), "--ttff", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            simulator, links = start_simulator(tmp)
+            processes.append(simulator)
             wait_until(lambda: all(path.exists() for path in links.values()), 15)
-            config = _config(tmp, links, port)
-            daemon = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            daemon = start_daemon(_config(tmp, links, port))
             processes.append(daemon)
             wait_until(lambda: (tmp / "c.sock").exists(), 15)
             time.sleep(1)
@@ -142,15 +128,11 @@ def daemon_mqtt(seconds: float) -> dict[str, dict[str, Any]]:
             request(tmp / "c.sock", "location.on", {"wait_s": 10})
             time.sleep(3)
             uploads_before = len(request(tmp / "c.sock", "uploads", None)["uploads"])
-            cpu_before, wall_before = cpu_seconds(daemon.pid), time.monotonic()
-            time.sleep(seconds)
-            cpu = (cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
+            cpu = cpu_share(daemon.pid, seconds)
             rss = rss_mb(daemon.pid)
             uploads = len(request(tmp / "c.sock", "uploads", None)["uploads"]) - uploads_before
         finally:
-            for process in reversed(processes):
-                process.terminate()
-                process.wait(15)
+            stop_all(processes)
     delivering = uploads >= seconds * 0.5
     return {
         "daemon_mqtt_cpu": {"value": round(cpu, 3), "unit": f"% of one core ({uploads} uploads)", "baseline": 100.0,
