@@ -371,19 +371,24 @@ class Supervisor:
 
     def _on_urc(self, line: str) -> None:
         # Registration URCs may carry cell IDs, a lookup's results access points or a position: never stored or
-        # forwarded, only noticed. Seen while off, they close the gate and trigger a read-back at once.
+        # forwarded, only noticed. Seen while off, they trigger a read-back at once.
         info = classify_urc(line)
-        if not self.desired.location_on and (info.kind is UrcKind.LOOKUP or info.carries_location):
-            self.gate.close()
-            self.request_reconcile(lookup_reason(info.name) if info.kind is UrcKind.LOOKUP else CELL_URC_WHILE_OFF)
+        if info.kind is UrcKind.LOOKUP:
+            self._recheck_while_off(lookup_reason(info.name))
+        elif info.carries_location:
+            self._recheck_while_off(CELL_URC_WHILE_OFF)
         elif line.startswith(("+QGPSURC", "+QIND", "+CPIN")):
             log.debug("URC: %s", line.split(":", 1)[0])
 
     def _on_nmea_while_off(self) -> None:
         """NMEA bytes while the port should be silent: the engine is on behind our back. Re-check at once."""
+        self._recheck_while_off(NMEA_WHILE_OFF)
+
+    def _recheck_while_off(self, reason: str) -> None:
+        """Something only an engine or lookup at work sends came while off: close the gate, re-check at once."""
         if not self.desired.location_on:
             self.gate.close()
-            self.request_reconcile(NMEA_WHILE_OFF)
+            self.request_reconcile(reason)
 
     def _set_nmea_decoding(self, decoding: bool) -> None:
         if self._nmea_feed is not None:
