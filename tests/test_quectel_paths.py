@@ -180,8 +180,11 @@ def test_the_control_plane_and_every_assisted_mode_are_unsafe() -> None:
 
 
 def test_each_group_is_named_once_in_status_order() -> None:
-    assert paths.GROUPS == ("cell-urc-creg", "cell-urc-cereg", "cell-urc-cgreg", "xtra", "agps", "supl",
-                            "ni-positioning", "urc-port", "wifi-scan", "cell-lookup")
+    from agent.location_paths import LocationPaths
+
+    assert tuple(LocationPaths().labels(None)) == ("cell-urc-creg", "cell-urc-cereg", "cell-urc-cgreg", "xtra",
+                                                   "agps", "supl", "ni-positioning", "urc-port", "wifi-scan",
+                                                   "cell-lookup")
     assert set(paths.LOOKUP_URCS.values()) == {spec.group for spec in paths.PATHS if spec.lookup}
 
 

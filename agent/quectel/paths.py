@@ -321,7 +321,6 @@ PATHS: tuple[PathSpec, ...] = (
     _lookup("cell-lookup-qlbs", "cell-lookup", qlbscfg_test),
     _lookup("cell-lookup-qcellloc", "cell-lookup", qcellloc_test),
 )
-GROUPS: tuple[str, ...] = tuple(dict.fromkeys(spec.group for spec in PATHS))
 # URC ports that reach the port the agent holds (the USB AT interface, ttyUSB2 on an EC25: reference 4).
 URC_PORTS_WATCHED = frozenset({"usbat", "all"})
 # Where each lookup's results arrive as URCs, so that the agent can see one run behind its back.
